@@ -1,0 +1,82 @@
+"""Builds and runs the gRPC server: ChatService, health checking and reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from toolwire.server.models.registry import ModelRegistry
+from toolwire.server.models.scripted import ScriptedProvider, load_scripts
+from toolwire.server.servicer import ChatServicer
+from toolwire.server.settings import ServerSettings
+from toolwire.v1 import chat_pb2, chat_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name
+
+
+def default_registry(settings: ServerSettings) -> ModelRegistry:
+    """The providers a server starts with: the scripted models (built-in plus --scripts)."""
+    return ModelRegistry([ScriptedProvider(load_scripts(settings.script_dirs))])
+
+
+class Server:
+    """A running toolwire server."""
+
+    def __init__(self, settings: ServerSettings, registry: ModelRegistry | None = None) -> None:
+        self.settings = settings
+        self.registry = registry or default_registry(settings)
+        self.health = health.aio.HealthServicer()
+        limits = settings.limits
+        self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limits.max_request_bytes),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(self.registry, settings), self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self._server,
+        )
+        self.port = self._server.add_insecure_port(settings.listen)
+        if self.port == 0:
+            raise OSError(f"could not listen on {settings.listen}")
+
+    async def start(self) -> None:
+        """Starts serving and marks every service SERVING."""
+        await self._server.start()
+        for service in ("", SERVICE_NAME):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        """Marks the server NOT_SERVING, then stops it, letting running chats finish within the grace."""
+        await self.health.enter_graceful_shutdown()
+        await self._server.stop(grace_seconds)
+
+    async def wait(self) -> None:
+        """Waits until the server stops."""
+        await self._server.wait_for_termination()
+
+
+async def serve(settings: ServerSettings, announce: bool = True) -> None:
+    """Runs a server until SIGINT or SIGTERM."""
+    server = Server(settings)
+    await server.start()
+    host = settings.listen.rsplit(":", 1)[0]
+    if announce:
+        print(f"toolwire listening on {host}:{server.port}", flush=True)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stopping.set)
+    await stopping.wait()
+    log.info("stopping")
+    await server.stop()

@@ -1,0 +1,71 @@
+"""The `toolwire` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from toolwire.server.app import serve
+from toolwire.server.models.scripted import ScriptError
+from toolwire.server.settings import Limits, ServerSettings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="toolwire", description="Streaming LLM calls with tool calling, over gRPC.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run the gRPC server")
+    defaults = ServerSettings()
+    limits = Limits()
+    serve_parser.add_argument("--listen", default=defaults.listen,
+                              help="host:port to listen on; port 0 picks a free one (default %(default)s)")
+    serve_parser.add_argument("--scripts", type=Path, action="append", default=[], metavar="DIR",
+                              help="a directory of <name>.json scripts served as scripted/<name> (repeatable)")
+    serve_parser.add_argument("--max-tool-rounds", type=int, default=defaults.default_max_tool_rounds,
+                              help="tool rounds when a chat asks for 0 (default %(default)s)")
+    serve_parser.add_argument("--tool-timeout", type=float, default=defaults.default_tool_timeout_seconds,
+                              metavar="SECONDS", help="tool timeout when a chat sets none (default %(default)s)")
+    serve_parser.add_argument("--max-tool-result-bytes", type=int, default=limits.max_tool_result_bytes,
+                              help="largest ToolResult.content accepted (default %(default)s)")
+    serve_parser.add_argument("--max-request-bytes", type=int, default=limits.max_request_bytes,
+                              help="largest single ChatRequest accepted (default %(default)s)")
+    serve_parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser  # fmt: skip
+
+
+def settings_from_arguments(arguments: argparse.Namespace) -> ServerSettings:
+    """Builds ServerSettings from parsed `serve` arguments."""
+    limits = dataclasses.replace(
+        Limits(), max_tool_result_bytes=arguments.max_tool_result_bytes, max_request_bytes=arguments.max_request_bytes
+    )
+    return ServerSettings(
+        listen=arguments.listen,
+        script_dirs=tuple(arguments.scripts),
+        default_max_tool_rounds=arguments.max_tool_rounds,
+        default_tool_timeout_seconds=arguments.tool_timeout,
+        limits=limits,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `toolwire` command."""
+    arguments = _parser().parse_args(argv)
+    logging.basicConfig(level=arguments.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_from_arguments(arguments)
+    try:
+        asyncio.run(serve(settings))
+    except ScriptError as error:
+        print(f"toolwire: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"toolwire: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

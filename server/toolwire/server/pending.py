@@ -1,0 +1,118 @@
+"""The tool calls a chat has sent to its client and is waiting on.
+
+Results may arrive in any order, early (while the model still streams) or concurrently. Each call
+has its own deadline from the moment it was sent; past it the call is abandoned: the model gets an
+error result, and a late answer is ignored rather than treated as a protocol error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from toolwire.server.conversation import ToolResult
+from toolwire.server.errors import FailedPrecondition, InvalidRequest, LimitExceeded
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, frozen=True)
+class Abandoned:
+    """A call that got no result in time."""
+
+    tool_call_id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class _Waiting:
+    name: str
+    deadline: float
+    future: asyncio.Future[ToolResult]
+
+
+class PendingCalls:
+    """Tool calls sent to the client, keyed by id."""
+
+    def __init__(self, timeout_seconds: float, max_result_bytes: int) -> None:
+        self._timeout_seconds = timeout_seconds
+        self._max_result_bytes = max_result_bytes
+        self._waiting: dict[str, _Waiting] = {}
+        self._answered: set[str] = set()
+        self._abandoned: set[str] = set()
+        self._input_closed = False
+
+    def issue(self, tool_call_id: str, name: str) -> None:
+        """Starts waiting for a call that is about to be sent to the client."""
+        if self._input_closed:
+            raise FailedPrecondition(
+                f"the model called tool {name!r} but the client already closed its side of the stream, "
+                "so no result can arrive: keep the request stream open until ChatFinish"
+            )
+        future: asyncio.Future[ToolResult] = asyncio.get_running_loop().create_future()
+        self._waiting[tool_call_id] = _Waiting(name, time.monotonic() + self._timeout_seconds, future)
+
+    def deliver(self, result: ToolResult) -> None:
+        """Routes a result from the client; raises for results that break the protocol."""
+        size = len(result.content.encode())
+        if size > self._max_result_bytes:
+            raise LimitExceeded(
+                f"tool_result for {result.tool_call_id!r} is {size} bytes; the limit is "
+                f"{self._max_result_bytes} bytes (server flag --max-tool-result-bytes): shorten the result"
+            )
+        waiting = self._waiting.get(result.tool_call_id)
+        if waiting is not None and not waiting.future.done():
+            waiting.future.set_result(result)
+            return
+        if result.tool_call_id in self._abandoned:
+            log.info("ignoring a late result for abandoned tool call %s", result.tool_call_id)
+            return
+        if waiting is not None or result.tool_call_id in self._answered:
+            raise InvalidRequest(
+                f"a second tool_result for tool_call_id {result.tool_call_id!r}: answer each call once"
+            )
+        raise InvalidRequest(
+            f"tool_result for tool_call_id {result.tool_call_id!r}, which this chat never sent in a "
+            "ToolRequest: answer only the ids of ToolRequests received on the same stream"
+        )
+
+    def close_input(self) -> None:
+        """The client closed its side of the stream: calls still waiting can never be answered."""
+        self._input_closed = True
+        for tool_call_id, waiting in self._waiting.items():
+            if not waiting.future.done():
+                waiting.future.set_exception(
+                    FailedPrecondition(
+                        f"the client closed its side of the stream while tool call {tool_call_id!r} "
+                        f"({waiting.name}) was waiting for its result: keep the request stream open "
+                        "until ChatFinish"
+                    )
+                )
+
+    async def collect(self, tool_call_ids: Sequence[str]) -> list[ToolResult | Abandoned]:
+        """Waits for each call's result until its own deadline; returns them in the given order."""
+        outcomes: list[ToolResult | Abandoned] = []
+        for tool_call_id in tool_call_ids:
+            waiting = self._waiting[tool_call_id]
+            remaining = max(0.0, waiting.deadline - time.monotonic())
+            try:
+                outcomes.append(await asyncio.wait_for(asyncio.shield(waiting.future), remaining))
+            except TimeoutError:
+                outcomes.append(self._abandon(tool_call_id))
+            else:
+                del self._waiting[tool_call_id]
+                self._answered.add(tool_call_id)
+        return outcomes
+
+    def _abandon(self, tool_call_id: str) -> Abandoned:
+        waiting = self._waiting.pop(tool_call_id)
+        waiting.future.cancel()
+        self._abandoned.add(tool_call_id)
+        return Abandoned(
+            tool_call_id,
+            f"the client did not answer tool call {tool_call_id!r} ({waiting.name}) within "
+            f"{self._timeout_seconds:g} s",
+        )

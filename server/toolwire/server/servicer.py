@@ -1,0 +1,69 @@
+"""The gRPC servicer: converts proto ↔ domain and hands the chat to `ChatSessions`. Nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+
+from toolwire.server import convert
+from toolwire.server.chat_events import ChatEvent
+from toolwire.server.conversation import ChatRequest, ToolResult
+from toolwire.server.errors import InvalidRequest
+from toolwire.server.models.registry import ModelRegistry
+from toolwire.server.session import ChatSessions
+from toolwire.server.settings import ServerSettings
+from toolwire.server.status import status_for
+from toolwire.v1 import chat_pb2, chat_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+class GrpcChatStream:
+    """A `ChatStream` over one gRPC Chat call."""
+
+    def __init__(self, context: grpc.aio.ServicerContext[chat_pb2.ChatRequest, chat_pb2.ChatResponse],
+                 settings: ServerSettings) -> None:  # fmt: skip
+        self._context = context
+        self._settings = settings
+
+    async def receive(self) -> ChatRequest | ToolResult | None:
+        request = await self._context.read()
+        if request is grpc.aio.EOF:
+            return None
+        assert isinstance(request, chat_pb2.ChatRequest)
+        kind = request.WhichOneof("kind")
+        if kind == "start":
+            return convert.chat_request_from_proto(request.start, self._settings)
+        if kind == "tool_result":
+            return convert.tool_result_from_proto(request.tool_result)
+        raise InvalidRequest("a ChatRequest with neither start nor tool_result set: set one of them")
+
+    async def send(self, event: ChatEvent) -> None:
+        await self._context.write(convert.event_to_proto(event))
+
+
+class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
+    """Implements toolwire.v1.ChatService."""
+
+    def __init__(self, registry: ModelRegistry, settings: ServerSettings) -> None:
+        self._registry = registry
+        self._settings = settings
+        self._sessions = ChatSessions(registry, settings)
+
+    async def Chat(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # type: ignore[override]  # noqa: N802
+        try:
+            await self._sessions.run(GrpcChatStream(context, self._settings))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            code, message = status_for(error)
+            await context.abort(code, message)
+
+    async def ListModels(  # type: ignore[override]  # noqa: N802
+        self, request: chat_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.ListModelsResponse:
+        return chat_pb2.ListModelsResponse(
+            models=[convert.model_info_to_proto(model) for model in self._registry.list_models()]
+        )

@@ -1,0 +1,97 @@
+"""One Chat stream from first message to last: protocol order, the result reader, the loop.
+
+This is transport-neutral: it speaks to a `ChatStream` that yields domain objects, so the protocol
+rules (start first and once, results only for issued calls, what a half-close means) are tested
+without gRPC. The servicer provides the gRPC `ChatStream`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Protocol
+
+from toolwire.server.chat_events import ChatEvent, ChatFinished, ChatStarted
+from toolwire.server.conversation import ChatRequest, ToolResult
+from toolwire.server.errors import InvalidRequest, ToolwireError
+from toolwire.server.loop import ChatLoop
+from toolwire.server.models.registry import ModelRegistry
+from toolwire.server.pending import PendingCalls
+from toolwire.server.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+
+class ChatStream(Protocol):
+    """The client's side of one chat, in domain terms."""
+
+    async def receive(self) -> ChatRequest | ToolResult | None:
+        """The client's next message; None once the client has closed its side."""
+        ...
+
+    async def send(self, event: ChatEvent) -> None:
+        """Sends one event to the client."""
+        ...
+
+
+class ChatSessions:
+    """Runs chats against the configured models."""
+
+    def __init__(self, registry: ModelRegistry, settings: ServerSettings) -> None:
+        self._registry = registry
+        self._settings = settings
+
+    async def run(self, stream: ChatStream) -> ChatFinished:
+        """Runs one chat to its end; raises ToolwireError for anything that ends it otherwise."""
+        first = await stream.receive()
+        if first is None:
+            raise InvalidRequest("the stream closed before any message: send ChatRequest.start first")
+        if not isinstance(first, ChatRequest):
+            raise InvalidRequest(
+                f"the first message must be start, not tool_result (for {first.tool_call_id!r}): "
+                "open the chat with ChatRequest.start"
+            )
+        model = self._registry.resolve(first.model)
+        chat_id = uuid.uuid4().hex[:16]
+        limits = self._settings.limits
+        pending = PendingCalls(first.tool_timeout_seconds, limits.max_tool_result_bytes)
+        loop = ChatLoop(first, model, pending, stream.send)
+        await stream.send(ChatStarted(chat_id, model.model_id))
+        log.debug("chat %s started on %s", chat_id, model.model_id)
+        try:
+            async with asyncio.TaskGroup() as group:
+                reader = group.create_task(_read_results(stream, pending))
+                chat = group.create_task(loop.run())
+                chat.add_done_callback(lambda _: reader.cancel())
+        except BaseExceptionGroup as group_error:
+            raise _first_error(group_error) from None
+        return chat.result()
+
+
+async def _read_results(stream: ChatStream, pending: PendingCalls) -> None:
+    """Routes the client's tool results until it closes its side of the stream."""
+    while True:
+        message = await stream.receive()
+        if message is None:
+            pending.close_input()
+            return
+        if isinstance(message, ChatRequest):
+            raise InvalidRequest(
+                "a second start on the same stream: a chat has exactly one start; "
+                "open a new Chat stream for a new conversation"
+            )
+        pending.deliver(message)
+
+
+def _first_error(group_error: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to report from a failed chat: a ToolwireError if there is one, else the first."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group_error]
+    while stack:
+        error = stack.pop()
+        if isinstance(error, BaseExceptionGroup):
+            stack.extend(reversed(error.exceptions))
+        else:
+            leaves.append(error)
+    return next((error for error in leaves if isinstance(error, ToolwireError)), leaves[0])

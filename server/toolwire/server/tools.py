@@ -1,0 +1,118 @@
+"""Tool definitions and the check every tool call passes before it reaches the client.
+
+A call to an unknown tool, arguments that are not a JSON object, or arguments that break the
+tool's schema never reach the client: `ToolBox.check` returns the error text the model gets back
+instead (repair), written so the model can correct itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import jsonschema
+from jsonschema.exceptions import best_match
+
+from toolwire.server.assembler import AssembledCall
+from toolwire.server.conversation import ToolDefinition
+from toolwire.server.errors import InvalidRequest
+
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_EMPTY_SCHEMA: dict[str, object] = {"type": "object", "properties": {}}
+_SHOWN_ARGUMENTS = 200
+
+
+def parse_tool_definition(position: int, name: str, description: str, schema_text: str) -> ToolDefinition:
+    """Checks one tool definition from a request; raises InvalidRequest naming the field to fix."""
+    where = f"tools[{position}]"
+    if not _TOOL_NAME.match(name):
+        raise InvalidRequest(
+            f"{where}.name {name!r} is not a valid tool name: use 1 to 64 letters, digits, '_' or '-'"
+        )
+    if not schema_text.strip():
+        return ToolDefinition(name, description, dict(_EMPTY_SCHEMA))
+    try:
+        schema = json.loads(schema_text)
+    except json.JSONDecodeError as error:
+        raise InvalidRequest(
+            f"{where}.parameters_json_schema of tool {name!r} is not valid JSON: {error.msg} "
+            f"at line {error.lineno} column {error.colno}"
+        ) from None
+    if not isinstance(schema, dict):
+        raise InvalidRequest(f"{where}.parameters_json_schema of tool {name!r} must be a JSON object")
+    if schema.get("type", "object") != "object":
+        raise InvalidRequest(
+            f"{where}.parameters_json_schema of tool {name!r} must describe an object "
+            f'("type": "object"), not {schema.get("type")!r}'
+        )
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as error:
+        path = "/".join(str(part) for part in error.absolute_path) or "(root)"
+        raise InvalidRequest(
+            f"{where}.parameters_json_schema of tool {name!r} is not a valid JSON Schema at {path}: "
+            f"{error.message}"
+        ) from None
+    return ToolDefinition(name, description, schema)
+
+
+def check_unique_names(tools: Iterable[ToolDefinition]) -> None:
+    """Raises InvalidRequest when two tools share a name."""
+    seen: set[str] = set()
+    for tool in tools:
+        if tool.name in seen:
+            raise InvalidRequest(f"two tools are named {tool.name!r}: tool names must be unique")
+        seen.add(tool.name)
+
+
+@dataclass(slots=True, frozen=True)
+class Verdict:
+    """The outcome of checking one call: `error` is None when the call may go to the client."""
+
+    error: str | None
+    arguments_json: str
+
+
+class ToolBox:
+    """The tools of one chat, with their compiled validators."""
+
+    def __init__(self, tools: Iterable[ToolDefinition]) -> None:
+        self._validators = {
+            tool.name: jsonschema.Draft202012Validator(tool.parameters, format_checker=None) for tool in tools
+        }
+
+    def check(self, call: AssembledCall) -> Verdict:
+        """Checks the tool exists and the arguments are a JSON object matching its schema."""
+        validator = self._validators.get(call.name)
+        if validator is None:
+            known = ", ".join(sorted(self._validators)) or "none"
+            return Verdict(f"Unknown tool {call.name!r}. The available tools are: {known}.", call.arguments_json)
+        try:
+            arguments = json.loads(call.arguments_json)
+        except json.JSONDecodeError as error:
+            return Verdict(
+                f"The arguments for tool {call.name!r} are not valid JSON ({error.msg} at position "
+                f"{error.pos}): {_shorten(call.arguments_json)}. Call the tool again with a JSON object.",
+                call.arguments_json,
+            )
+        if not isinstance(arguments, dict):
+            return Verdict(
+                f"The arguments for tool {call.name!r} must be a JSON object, "
+                f"not {type(arguments).__name__}: {_shorten(call.arguments_json)}.",
+                call.arguments_json,
+            )
+        problem = best_match(validator.iter_errors(arguments))
+        if problem is not None:
+            path = "".join(f"[{part!r}]" for part in problem.absolute_path) or " (the top level)"
+            return Verdict(
+                f"The arguments for tool {call.name!r} do not match its schema: at arguments{path}, "
+                f"{problem.message}. Call the tool again with corrected arguments.",
+                call.arguments_json,
+            )
+        return Verdict(None, call.arguments_json)
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= _SHOWN_ARGUMENTS else text[:_SHOWN_ARGUMENTS] + "…"

@@ -9,7 +9,6 @@ import signal
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
 from toolwire.server.models.registry import ModelRegistry
 from toolwire.server.models.scripted import ScriptedProvider, load_scripts
 from toolwire.server.servicer import ChatServicer
@@ -32,7 +31,7 @@ class Server:
     def __init__(self, settings: ServerSettings, registry: ModelRegistry | None = None) -> None:
         self.settings = settings
         self.registry = registry or default_registry(settings)
-        self.health = health.aio.HealthServicer()
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         limits = settings.limits
         self._server = grpc.aio.server(
             options=[
@@ -40,10 +39,15 @@ class Server:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(self.registry, settings), self._server)
+        servicer = ChatServicer(self.registry, settings)
+        chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, self._server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            (
+                SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
             self._server,
         )
         self.port = self._server.add_insecure_port(settings.listen)
@@ -56,9 +60,13 @@ class Server:
         for service in ("", SERVICE_NAME):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
+    async def begin_shutdown(self) -> None:
+        """Marks every service NOT_SERVING so that probes and load balancers stop sending chats."""
+        await self.health.enter_graceful_shutdown()
+
     async def stop(self, grace_seconds: float = 5.0) -> None:
         """Marks the server NOT_SERVING, then stops it, letting running chats finish within the grace."""
-        await self.health.enter_graceful_shutdown()
+        await self.begin_shutdown()
         await self._server.stop(grace_seconds)
 
     async def wait(self) -> None:

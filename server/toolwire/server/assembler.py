@@ -20,7 +20,6 @@ gets one.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from toolwire.server.errors import ModelProtocolError
@@ -81,7 +80,7 @@ class ToolCallAssembler:
     `taken_ids` is shared across the turns of a chat so that every call id is unique within it.
     """
 
-    def __init__(self, taken_ids: set[str], id_prefix: str = "call_") -> None:
+    def __init__(self, taken_ids: set[str], id_prefix: str = "toolwire_call_") -> None:
         self._taken_ids = taken_ids
         self._id_prefix = id_prefix
         self._counter = itertools.count(1)
@@ -151,7 +150,8 @@ class ToolCallAssembler:
             return False  # a new call reusing the index
         if fragment.arguments:
             raise ModelProtocolError(
-                f"the model sent more of tool call {fragment.key!r} after it was complete and sent to the client"
+                f"the model sent more of tool call {fragment.key!r} after it was complete "
+                "and sent to the client"
             )
         return True
 

@@ -16,23 +16,51 @@ from toolwire.server.settings import Limits, ServerSettings
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="toolwire", description="Streaming LLM calls with tool calling, over gRPC.")
+    parser = argparse.ArgumentParser(
+        prog="toolwire", description="Streaming LLM calls with tool calling, over gRPC."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser = commands.add_parser("serve", help="run the gRPC server")
     defaults = ServerSettings()
     limits = Limits()
-    serve_parser.add_argument("--listen", default=defaults.listen,
-                              help="host:port to listen on; port 0 picks a free one (default %(default)s)")
-    serve_parser.add_argument("--scripts", type=Path, action="append", default=[], metavar="DIR",
-                              help="a directory of <name>.json scripts served as scripted/<name> (repeatable)")
-    serve_parser.add_argument("--max-tool-rounds", type=int, default=defaults.default_max_tool_rounds,
-                              help="tool rounds when a chat asks for 0 (default %(default)s)")
-    serve_parser.add_argument("--tool-timeout", type=float, default=defaults.default_tool_timeout_seconds,
-                              metavar="SECONDS", help="tool timeout when a chat sets none (default %(default)s)")
-    serve_parser.add_argument("--max-tool-result-bytes", type=int, default=limits.max_tool_result_bytes,
-                              help="largest ToolResult.content accepted (default %(default)s)")
-    serve_parser.add_argument("--max-request-bytes", type=int, default=limits.max_request_bytes,
-                              help="largest single ChatRequest accepted (default %(default)s)")
+    serve_parser.add_argument(
+        "--listen",
+        default=defaults.listen,
+        help="host:port to listen on; port 0 picks a free one (default %(default)s)",
+    )
+    serve_parser.add_argument(
+        "--scripts",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory of <name>.json scripts served as scripted/<name> (repeatable)",
+    )
+    serve_parser.add_argument(
+        "--max-tool-rounds",
+        type=int,
+        default=defaults.default_max_tool_rounds,
+        help="tool rounds when a chat asks for 0 (default %(default)s)",
+    )
+    serve_parser.add_argument(
+        "--tool-timeout",
+        type=float,
+        default=defaults.default_tool_timeout_seconds,
+        metavar="SECONDS",
+        help="tool timeout when a chat sets none (default %(default)s)",
+    )
+    serve_parser.add_argument(
+        "--max-tool-result-bytes",
+        type=int,
+        default=limits.max_tool_result_bytes,
+        help="largest ToolResult.content accepted (default %(default)s)",
+    )
+    serve_parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=limits.max_request_bytes,
+        help="largest single ChatRequest accepted (default %(default)s)",
+    )
     serve_parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser  # fmt: skip
 
@@ -40,7 +68,9 @@ def _parser() -> argparse.ArgumentParser:
 def settings_from_arguments(arguments: argparse.Namespace) -> ServerSettings:
     """Builds ServerSettings from parsed `serve` arguments."""
     limits = dataclasses.replace(
-        Limits(), max_tool_result_bytes=arguments.max_tool_result_bytes, max_request_bytes=arguments.max_request_bytes
+        Limits(),
+        max_tool_result_bytes=arguments.max_tool_result_bytes,
+        max_request_bytes=arguments.max_request_bytes,
     )
     return ServerSettings(
         listen=arguments.listen,

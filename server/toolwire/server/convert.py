@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from google.protobuf import duration_pb2
-
 from toolwire.server import chat_events as events
 from toolwire.server.conversation import (
     ChatRequest,
@@ -22,7 +21,12 @@ from toolwire.server.settings import ServerSettings
 from toolwire.server.tools import check_unique_names, parse_tool_definition
 from toolwire.v1 import chat_pb2 as pb
 
-_ROLES = {pb.ROLE_SYSTEM: Role.SYSTEM, pb.ROLE_USER: Role.USER, pb.ROLE_ASSISTANT: Role.ASSISTANT, pb.ROLE_TOOL: Role.TOOL}
+_ROLES = {
+    pb.ROLE_SYSTEM: Role.SYSTEM,
+    pb.ROLE_USER: Role.USER,
+    pb.ROLE_ASSISTANT: Role.ASSISTANT,
+    pb.ROLE_TOOL: Role.TOOL,
+}
 _ROLES_OUT = {role: number for number, role in _ROLES.items()}
 _TOOL_CHOICES = {
     pb.TOOL_CHOICE_MODE_UNSPECIFIED: ToolChoiceMode.AUTO,
@@ -52,15 +56,18 @@ def chat_request_from_proto(start: pb.ChatStart, settings: ServerSettings) -> Ch
         raise InvalidRequest("start.messages is empty: send at least one message (usually a user message)")
     if len(start.tools) > limits.max_tools:
         raise InvalidRequest(f"start.tools has {len(start.tools)} tools; the limit is {limits.max_tools}")
-    messages = tuple(_message_from_proto(position, message) for position, message in enumerate(start.messages))
+    messages = tuple(
+        _message_from_proto(position, message) for position, message in enumerate(start.messages)
+    )
     _check_tool_messages(messages)
     tools = []
     for position, tool in enumerate(start.tools):
         if len(tool.parameters_json_schema.encode()) > limits.max_tool_schema_bytes:
-            raise InvalidRequest(
-                f"tools[{position}].parameters_json_schema is larger than {limits.max_tool_schema_bytes} bytes"
-            )
-        tools.append(parse_tool_definition(position, tool.name, tool.description, tool.parameters_json_schema))
+            limit = limits.max_tool_schema_bytes
+            raise InvalidRequest(f"tools[{position}].parameters_json_schema is larger than {limit} bytes")
+        tools.append(
+            parse_tool_definition(position, tool.name, tool.description, tool.parameters_json_schema)
+        )
     check_unique_names(tools)
     options = _options_from_proto(start, {tool.name for tool in tools})
     return ChatRequest(
@@ -77,12 +84,20 @@ def chat_request_from_proto(start: pb.ChatStart, settings: ServerSettings) -> Ch
 def _message_from_proto(position: int, message: pb.Message) -> Message:
     role = _ROLES.get(message.role)
     if role is None:
-        raise InvalidRequest(f"messages[{position}].role is not set: use ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL")
+        raise InvalidRequest(
+            f"messages[{position}].role is not set: use ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL"
+        )
     if role is Role.TOOL and not message.tool_call_id:
-        raise InvalidRequest(f"messages[{position}] has ROLE_TOOL but no tool_call_id: name the call it answers")
+        raise InvalidRequest(
+            f"messages[{position}] has ROLE_TOOL but no tool_call_id: name the call it answers"
+        )
     if message.tool_calls and role is not Role.ASSISTANT:
-        raise InvalidRequest(f"messages[{position}] has tool_calls but only ROLE_ASSISTANT messages may carry them")
-    tool_calls = tuple(ToolCall(call.id, call.name, call.arguments_json or "{}") for call in message.tool_calls)
+        raise InvalidRequest(
+            f"messages[{position}] has tool_calls but only ROLE_ASSISTANT messages may carry them"
+        )
+    tool_calls = tuple(
+        ToolCall(call.id, call.name, call.arguments_json or "{}") for call in message.tool_calls
+    )
     for call in tool_calls:
         if not call.tool_call_id or not call.name:
             raise InvalidRequest(f"messages[{position}].tool_calls: every tool call needs an id and a name")
@@ -164,12 +179,18 @@ def event_to_proto(event: events.ChatEvent) -> pb.ChatResponse:
             )
         case events.ToolAbandonedOut(tool_call_id, reason, model_round):
             return pb.ChatResponse(
-                tool_call_abandoned=pb.ToolCallAbandoned(tool_call_id=tool_call_id, reason=reason, round=model_round)
+                tool_call_abandoned=pb.ToolCallAbandoned(
+                    tool_call_id=tool_call_id, reason=reason, round=model_round
+                )
             )
         case events.ToolRejectedOut(tool_call_id, name, arguments_json, reason, model_round):
             return pb.ChatResponse(
                 tool_call_rejected=pb.ToolCallRejected(
-                    tool_call_id=tool_call_id, name=name, arguments_json=arguments_json, reason=reason, round=model_round
+                    tool_call_id=tool_call_id,
+                    name=name,
+                    arguments_json=arguments_json,
+                    reason=reason,
+                    round=model_round,
                 )
             )
         case events.UsageOut(model_round, usage):

@@ -133,7 +133,11 @@ class ChatLoop:
                         await self._settle(completed, model_round, turn, may_call_tools)
                     if progress.delta is not None and self._request.stream_tool_arguments:
                         delta = progress.delta
-                        await send(ToolArgumentsOut(delta.tool_call_id, delta.name, delta.arguments_delta, model_round))
+                        await send(
+                            ToolArgumentsOut(
+                                delta.tool_call_id, delta.name, delta.arguments_delta, model_round
+                            )
+                        )
                 elif isinstance(event, ToolCallEnd):
                     ended = assembler.end(event)
                     if ended is not None:
@@ -183,13 +187,17 @@ class ChatLoop:
         for checked in turn.calls:
             tool_call_id = checked.call.tool_call_id
             if checked.rejection is not None:
-                results.append(Message(Role.TOOL, checked.rejection, tool_call_id=tool_call_id, is_error=True))
+                results.append(
+                    Message(Role.TOOL, checked.rejection, tool_call_id=tool_call_id, is_error=True)
+                )
                 continue
             outcome = outcomes[tool_call_id]
             if isinstance(outcome, Abandoned):
                 await self._send(ToolAbandonedOut(tool_call_id, outcome.reason, model_round))
                 outcome = ToolResult(tool_call_id, f"Error: {outcome.reason}.", is_error=True)
-            results.append(Message(Role.TOOL, outcome.content, tool_call_id=tool_call_id, is_error=outcome.is_error))
+            results.append(
+                Message(Role.TOOL, outcome.content, tool_call_id=tool_call_id, is_error=outcome.is_error)
+            )
         return results
 
 

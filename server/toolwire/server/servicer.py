@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 import grpc
-
 from toolwire.server import convert
 from toolwire.server.chat_events import ChatEvent
 from toolwire.server.conversation import ChatRequest, ToolResult
@@ -30,7 +29,7 @@ class GrpcChatStream:
 
     async def receive(self) -> ChatRequest | ToolResult | None:
         request = await self._context.read()
-        if request is grpc.aio.EOF:
+        if request is grpc.aio.EOF:  # type: ignore[attr-defined]
             return None
         assert isinstance(request, chat_pb2.ChatRequest)
         kind = request.WhichOneof("kind")
@@ -52,7 +51,11 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         self._settings = settings
         self._sessions = ChatSessions(registry, settings)
 
-    async def Chat(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # type: ignore[override]  # noqa: N802
+    async def Chat(
+        self,
+        request_iterator: object,
+        context: grpc.aio.ServicerContext[chat_pb2.ChatRequest, chat_pb2.ChatResponse],
+    ) -> None:
         try:
             await self._sessions.run(GrpcChatStream(context, self._settings))
         except asyncio.CancelledError:
@@ -61,8 +64,10 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             code, message = status_for(error)
             await context.abort(code, message)
 
-    async def ListModels(  # type: ignore[override]  # noqa: N802
-        self, request: chat_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+    async def ListModels(
+        self,
+        request: chat_pb2.ListModelsRequest,
+        context: grpc.aio.ServicerContext[chat_pb2.ListModelsRequest, chat_pb2.ListModelsResponse],
     ) -> chat_pb2.ListModelsResponse:
         return chat_pb2.ListModelsResponse(
             models=[convert.model_info_to_proto(model) for model in self._registry.list_models()]

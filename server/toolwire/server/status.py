@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 
 import grpc
-
 from toolwire.server import errors
 
 log = logging.getLogger(__name__)
@@ -29,7 +28,7 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(error, errors.ModelError):
         return grpc.StatusCode[error.code], error.message
     for error_class in type(error).__mro__:
-        code = ERROR_TABLE.get(error_class)  # type: ignore[call-overload]
+        code = ERROR_TABLE.get(error_class)
         if code is not None:
             return code, str(error)
     if isinstance(error, TimeoutError):

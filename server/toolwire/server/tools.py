@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import jsonschema
 from jsonschema.exceptions import best_match
-
 from toolwire.server.assembler import AssembledCall
 from toolwire.server.conversation import ToolDefinition
 from toolwire.server.errors import InvalidRequest
@@ -88,7 +87,9 @@ class ToolBox:
         validator = self._validators.get(call.name)
         if validator is None:
             known = ", ".join(sorted(self._validators)) or "none"
-            return Verdict(f"Unknown tool {call.name!r}. The available tools are: {known}.", call.arguments_json)
+            return Verdict(
+                f"Unknown tool {call.name!r}. The available tools are: {known}.", call.arguments_json
+            )
         try:
             arguments = json.loads(call.arguments_json)
         except json.JSONDecodeError as error:

@@ -1,1 +1,4 @@
-"""Models: what the chat loop talks to. One provider per wire API; `registry` resolves `provider/model` ids."""
+"""Models: what the chat loop talks to.
+
+One provider per wire API; `registry` resolves `provider/model` ids.
+"""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,7 +18,7 @@ class Model(Protocol):
         """The model's id as `provider/model-name`."""
         ...
 
-    def stream(self, call: ModelCall) -> AsyncIterator[ModelEvent]:
+    def stream(self, call: ModelCall) -> AsyncGenerator[ModelEvent, None]:
         """Streams one model call. Closing the iterator early must stop the provider stream at once."""
         ...
 

@@ -28,7 +28,9 @@ class ModelRegistry:
         provider = self._providers.get(provider_name)
         if provider is None:
             known = ", ".join(sorted(self._providers))
-            raise ModelNotFound(f"unknown provider {provider_name!r} in model {model_id!r}; configured: {known}")
+            raise ModelNotFound(
+                f"unknown provider {provider_name!r} in model {model_id!r}; configured: {known}"
+            )
         return provider.resolve(model_name)
 
     def list_models(self) -> list[ModelInfo]:

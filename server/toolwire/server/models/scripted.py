@@ -13,7 +13,7 @@ import collections
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -90,7 +90,9 @@ def parse_script(name: str, document: object, origin: str) -> Script:
     """Parses a script document; raises ScriptError naming `origin` and the bad place."""
     if not isinstance(document, dict) or not isinstance(document.get("turns"), list) or not document["turns"]:
         raise ScriptError(f"{origin}: a script is an object with a non-empty list 'turns'")
-    turns = tuple(_parse_turn(turn, f"{origin}: turns[{index}]") for index, turn in enumerate(document["turns"]))
+    turns = tuple(
+        _parse_turn(turn, f"{origin}: turns[{index}]") for index, turn in enumerate(document["turns"])
+    )
     description = document.get("description", f"scripted model playing {name}.json")
     return Script(name=name, description=str(description), turns=turns)
 
@@ -98,7 +100,9 @@ def parse_script(name: str, document: object, origin: str) -> Script:
 def _parse_turn(turn: object, where: str) -> ScriptTurn:
     if not isinstance(turn, dict) or not isinstance(turn.get("chunks", []), list):
         raise ScriptError(f"{where}: a turn is an object with a list 'chunks'")
-    items = tuple(_parse_item(item, f"{where}.chunks[{index}]") for index, item in enumerate(turn.get("chunks", [])))
+    items = tuple(
+        _parse_item(item, f"{where}.chunks[{index}]") for index, item in enumerate(turn.get("chunks", []))
+    )
     has_tools = any(isinstance(item, ToolCallFragment) for item in items)
     reason_text = turn.get("finish_reason", "tool_calls" if has_tools else "stop")
     if reason_text not in _FINISH_REASONS:
@@ -140,6 +144,8 @@ def _parse_tool_call(value: Mapping[str, object], where: str) -> ToolCallFragmen
         isinstance(text, str | None) for text in (tool_call_id, name, arguments)
     ):
         raise ScriptError(f"{where}.tool_call: index is a number, id, name and arguments are strings")
+    assert isinstance(tool_call_id, str | None) and isinstance(name, str | None)
+    assert isinstance(arguments, str | None)
     return ToolCallFragment(key=index, tool_call_id=tool_call_id, name=name, arguments=arguments)
 
 
@@ -150,7 +156,9 @@ def load_scripts(directories: Iterable[Path] = ()) -> dict[str, Script]:
     for entry in sorted(builtin.iterdir(), key=lambda entry: entry.name):
         if entry.name.endswith(".json"):
             name = entry.name.removesuffix(".json")
-            scripts[name] = _parse_text(name, entry.read_text(encoding="utf-8"), f"built-in script {entry.name}")
+            scripts[name] = _parse_text(
+                name, entry.read_text(encoding="utf-8"), f"built-in script {entry.name}"
+            )
     for directory in directories:
         if not directory.is_dir():
             raise ScriptError(f"--scripts {directory}: not a directory")
@@ -167,7 +175,7 @@ def _parse_text(name: str, text: str, origin: str) -> Script:
     return parse_script(name, document, origin)
 
 
-async def play_turn(turn: ScriptTurn, activity: Activity) -> AsyncIterator[ModelEvent]:
+async def play_turn(turn: ScriptTurn, activity: Activity) -> AsyncGenerator[ModelEvent, None]:
     """Yields a turn's events, sleeping at its delays and failing at its fault; counts in `activity`."""
     activity.streams_started += 1
     completed = False
@@ -201,7 +209,7 @@ class ScriptedModel:
     def model_id(self) -> str:
         return f"{PROVIDER_NAME}/{self._script.name}"
 
-    async def stream(self, call: ModelCall) -> AsyncIterator[ModelEvent]:
+    async def stream(self, call: ModelCall) -> AsyncGenerator[ModelEvent, None]:
         turns = self._script.turns
         if call.round > len(turns):
             raise FailedPrecondition(
@@ -225,7 +233,7 @@ class EchoModel:
     def model_id(self) -> str:
         return f"{PROVIDER_NAME}/{ECHO_NAME}"
 
-    async def stream(self, call: ModelCall) -> AsyncIterator[ModelEvent]:
+    async def stream(self, call: ModelCall) -> AsyncGenerator[ModelEvent, None]:
         self._activity.calls.append(call)
         last_user = next((m.content for m in reversed(call.messages) if m.role is Role.USER), "")
         words = _WORD.findall(last_user)

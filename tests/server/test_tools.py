@@ -1,0 +1,51 @@
+"""Tool definitions and the per-call check."""
+
+from __future__ import annotations
+
+import pytest
+
+from toolwire.server.assembler import AssembledCall
+from toolwire.server.errors import InvalidRequest
+from toolwire.server.tools import ToolBox, check_unique_names, parse_tool_definition
+
+SCHEMA = '{"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}, "required": ["n"]}'
+
+
+def test_empty_schema_means_no_parameters():
+    tool = parse_tool_definition(0, "ping", "", "")
+    assert tool.parameters == {"type": "object", "properties": {}}
+    assert ToolBox([tool]).check(AssembledCall("c", "ping", "{}")).error is None
+
+
+@pytest.mark.parametrize(
+    ("name", "schema", "message"),
+    [
+        ("", "", "not a valid tool name"),
+        ("x" * 65, "", "not a valid tool name"),
+        ("ok", "[1]", "must be a JSON object"),
+        ("ok", '{"type": "string"}', "must describe an object"),
+        ("ok", '{"type": "object", "required": "n"}', r"not a valid JSON Schema at required"),
+        ("ok", "{", "is not valid JSON"),
+    ],
+)
+def test_bad_definitions_name_the_field(name, schema, message):
+    with pytest.raises(InvalidRequest, match=message) as raised:
+        parse_tool_definition(3, name, "", schema)
+    assert str(raised.value).startswith("tools[3]")
+
+
+def test_duplicate_names():
+    tool = parse_tool_definition(0, "a", "", "")
+    with pytest.raises(InvalidRequest, match="two tools are named 'a'"):
+        check_unique_names([tool, tool])
+
+
+def test_checks_explain_what_to_fix():
+    box = ToolBox([parse_tool_definition(0, "count", "", SCHEMA)])
+    assert box.check(AssembledCall("c", "count", '{"n": 2}')).error is None
+    missing = box.check(AssembledCall("c", "count", "{}")).error
+    assert missing is not None and "'n' is a required property" in missing
+    too_small = box.check(AssembledCall("c", "count", '{"n": 0}')).error
+    assert too_small is not None and "arguments['n']" in too_small and "minimum" in too_small
+    long_garbage = box.check(AssembledCall("c", "count", "{" + "x" * 500)).error
+    assert long_garbage is not None and len(long_garbage) < 400 and long_garbage.count("x") <= 200

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+
 from toolwire.server.app import Server
 from toolwire.server.settings import ServerSettings
 from toolwire.v1 import chat_pb2 as pb

@@ -7,6 +7,7 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from toolwire.server.assembler import AssembledCall, ToolCallAssembler
 from toolwire.server.errors import ModelProtocolError
 from toolwire.server.events import ToolCallEnd, ToolCallFragment

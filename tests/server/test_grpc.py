@@ -8,10 +8,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from toolwire.server.settings import Limits, ServerSettings
-from toolwire.v1 import chat_pb2 as pb
 
 from tests.conftest import WEATHER_TOOL, start_request
+from toolwire.server.settings import Limits, ServerSettings
+from toolwire.v1 import chat_pb2 as pb
 
 OK = grpc.StatusCode.OK
 

@@ -6,6 +6,8 @@ import asyncio
 import json
 
 import pytest
+
+from tests.server.harness import FakeStream, Harness, chat_request, tool_call
 from toolwire.server.chat_events import (
     ChatStarted,
     FinishReason,
@@ -25,8 +27,6 @@ from toolwire.server.errors import (
     ModelNotFound,
 )
 from toolwire.server.settings import Limits, ServerSettings
-
-from tests.server.harness import FakeStream, Harness, chat_request, tool_call
 
 ANSWER = {
     "chunks": [{"text": "It is sunny."}],

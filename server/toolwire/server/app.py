@@ -9,6 +9,7 @@ import signal
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
 from toolwire.server.models.registry import ModelRegistry
 from toolwire.server.models.scripted import ScriptedProvider, load_scripts
 from toolwire.server.servicer import ChatServicer

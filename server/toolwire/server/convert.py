@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from google.protobuf import duration_pb2
+
 from toolwire.server import chat_events as events
 from toolwire.server.conversation import (
     ChatRequest,

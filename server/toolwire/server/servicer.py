@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import grpc
+
 from toolwire.server import convert
 from toolwire.server.chat_events import ChatEvent
 from toolwire.server.conversation import ChatRequest, ToolResult

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import grpc
+
 from toolwire.server import errors
 
 log = logging.getLogger(__name__)

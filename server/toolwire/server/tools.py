@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import jsonschema
 from jsonschema.exceptions import best_match
+
 from toolwire.server.assembler import AssembledCall
 from toolwire.server.conversation import ToolDefinition
 from toolwire.server.errors import InvalidRequest

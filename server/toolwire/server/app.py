@@ -51,9 +51,12 @@ class Server:
             ),
             self._server,
         )
-        self.port = self._server.add_insecure_port(settings.listen)
+        try:
+            self.port = self._server.add_insecure_port(settings.listen)
+        except RuntimeError:  # grpc's way of saying the bind failed
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"could not listen on {settings.listen}")
+            raise OSError(f"could not listen on {settings.listen}: the address is in use or not available here")
 
     async def start(self) -> None:
         """Starts serving and marks every service SERVING."""
@@ -77,15 +80,15 @@ class Server:
 
 async def serve(settings: ServerSettings, announce: bool = True) -> None:
     """Runs a server until SIGINT or SIGTERM."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stopping.set)
     server = Server(settings)
     await server.start()
     host = settings.listen.rsplit(":", 1)[0]
     if announce:
         print(f"toolwire listening on {host}:{server.port}", flush=True)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signal_number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signal_number, stopping.set)
     await stopping.wait()
     log.info("stopping")
     await server.stop()

@@ -25,6 +25,7 @@ _SIMPLE_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number",
 _SECTION_HEADER = re.compile(r"^(\s*)([A-Z][A-Za-z ]*):\s*$")
 _ARGUMENTS_HEADERS = frozenset({"Args", "Arguments", "Parameters", "Params"})
 _ARGUMENT_LINE = re.compile(r"^\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+_MISSING = object()
 _SUPPORTED = (
     "str, int, float, bool, None, Optional/unions, list[T], tuple, dict[str, T], Literal, Enum, "
     "TypedDict, dataclasses and Any"
@@ -105,6 +106,8 @@ def tool(
 
     def wrap(wrapped: Callable[..., Any]) -> Tool:
         tool_name = name or getattr(wrapped, "__name__", "")
+        if not tool_name:
+            raise TypeError(f"{wrapped!r} has no __name__: pass tool(..., name=...)")
         summary, parameter_descriptions = parse_docstring(inspect.getdoc(wrapped))
         schema = schema_from_function(wrapped, parameter_descriptions, tool_name=tool_name)
         return Tool(tool_name, summary if description is None else description, schema, wrapped)
@@ -212,7 +215,7 @@ def _schema_for(annotation: Any, seen: tuple[type, ...]) -> dict[str, Any]:
         return {}
     if annotation is None or annotation is type(None):
         return {"type": "null"}
-    if isinstance(annotation, typing.Hashable) and annotation in _SIMPLE_TYPES:
+    if isinstance(annotation, type) and annotation in _SIMPLE_TYPES:
         return {"type": _SIMPLE_TYPES[annotation]}
     origin = typing.get_origin(annotation)
     arguments = typing.get_args(annotation)
@@ -237,13 +240,16 @@ def _schema_for(annotation: Any, seen: tuple[type, ...]) -> dict[str, Any]:
 
 def _values_schema(values: list[Any]) -> dict[str, Any]:
     """The schema of a Literal or an Enum: its values, and their type when they share one."""
+    json_values = []
     for value in values:
-        if not _as_json(value)[0]:
+        is_json, json_value = _as_json(value)
+        if not is_json:
             raise TypeError(f"the value {value!r} is not JSON-serialisable")
-    types_of_values = {_json_type(value) for value in values}
+        json_values.append(json_value)
+    types_of_values = {_json_type(value) for value in json_values}
     if len(types_of_values) == 1 and None not in types_of_values:
-        return {"type": types_of_values.pop(), "enum": values}
-    return {"enum": values}
+        return {"type": types_of_values.pop(), "enum": json_values}
+    return {"enum": json_values}
 
 
 def _json_type(value: Any) -> str | None:
@@ -268,8 +274,6 @@ def _tuple_schema(arguments: tuple[Any, ...], seen: tuple[type, ...]) -> dict[st
         return {"type": "array"}
     if len(arguments) == 2 and arguments[1] is Ellipsis:
         return _array_schema(arguments[0], seen)
-    if arguments == ((),):
-        return {"type": "array", "maxItems": 0}
     return {
         "type": "array",
         "prefixItems": [_schema_for(argument, seen) for argument in arguments],
@@ -314,5 +318,3 @@ def _class_schema(cls: type, seen: tuple[type, ...]) -> dict[str, Any]:
         properties[name] = _annotate(schema, None, defaults.get(name, _MISSING), _MISSING)
     return _object_schema(properties, [name for name in names if name not in optional])
 
-
-_MISSING = object()

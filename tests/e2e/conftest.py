@@ -6,9 +6,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -20,23 +22,32 @@ TOOLWIRE = Path(sys.executable).parent / "toolwire"
 class ServerProcess:
     process: subprocess.Popen[str]
     target: str
+    log: IO[str]
+
+    def log_text(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
 
 
 def start_server(*extra: str) -> ServerProcess:
     """Starts `toolwire serve` on port 0 and reads the port it announces."""
+    # A file, not a pipe: a chatty server must never block on its log. Closed by stop_server.
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115
     process = subprocess.Popen(
         [str(TOOLWIRE), "serve", "--listen", "127.0.0.1:0", "--scripts", str(SCRIPTS), *extra],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stdout is not None
     line = process.stdout.readline()
+    server = ServerProcess(process, line.removeprefix("toolwire listening on ").strip(), log)
     if not line.startswith("toolwire listening on "):
         process.kill()
-        raise RuntimeError(f"server did not start: {line!r} {process.stderr.read() if process.stderr else ''}")
-    return ServerProcess(process, line.removeprefix("toolwire listening on ").strip())
+        process.wait()
+        raise RuntimeError(f"server did not start: {line!r} {server.log_text()}")
+    return server
 
 
 def stop_server(server: ServerProcess) -> int:
@@ -47,6 +58,10 @@ def stop_server(server: ServerProcess) -> int:
     finally:
         if server.process.poll() is None:
             server.process.kill()
+            server.process.wait()
+        assert server.process.stdout is not None
+        server.process.stdout.close()
+        server.log.close()
 
 
 @pytest.fixture(scope="module")

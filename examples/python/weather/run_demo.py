@@ -9,12 +9,14 @@ import subprocess
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import weather  # noqa: E402
+import weather
 
 
 def main() -> int:
     toolwire = pathlib.Path(sys.executable).parent / "toolwire"
-    server = subprocess.Popen([toolwire, "serve", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [toolwire, "serve", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert server.stdout is not None
         line = server.stdout.readline()

@@ -1,6 +1,6 @@
 """The get-weather example: stream an answer, run the model's tool call locally, print the summary.
 
-    python examples/python/weather/weather.py [--target 127.0.0.1:50051] [--model scripted/weather]
+python examples/python/weather/weather.py [--target 127.0.0.1:50051] [--model scripted/weather]
 """
 
 from __future__ import annotations

@@ -56,7 +56,9 @@ class Server:
         except RuntimeError:  # grpc's way of saying the bind failed
             self.port = 0
         if self.port == 0:
-            raise OSError(f"could not listen on {settings.listen}: the address is in use or not available here")
+            raise OSError(
+                f"could not listen on {settings.listen}: the address is in use or not available here"
+            )
 
     async def start(self) -> None:
         """Starts serving and marks every service SERVING."""

@@ -48,7 +48,9 @@ def _json_default(value: Any) -> Any:
         return dataclasses.asdict(value)
     if isinstance(value, enum.Enum):
         return value.value
-    raise TypeError(f"the tool returned a {type(value).__name__}, which is not JSON-serialisable")
+    raise TypeError(
+        f"the tool's result holds a {type(value).__name__!r} value, which is not JSON-serialisable"
+    )
 
 
 def convert_arguments(function: Callable[..., Any], arguments: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +66,9 @@ def convert_arguments(function: Callable[..., Any], arguments: dict[str, Any]) -
     converted: dict[str, Any] = {}
     for name, value in arguments.items():
         parameter = parameters.get(name)
-        annotation = Any if parameter is None or parameter.annotation is parameter.empty else parameter.annotation
+        annotation = (
+            Any if parameter is None or parameter.annotation is parameter.empty else parameter.annotation
+        )
         converted[name] = from_json(value, annotation)
     return converted
 

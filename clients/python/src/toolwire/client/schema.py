@@ -18,13 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, overload
 
+from toolwire.client._docstring import parse_docstring
 from toolwire.v1 import chat_pb2
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SIMPLE_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
-_SECTION_HEADER = re.compile(r"^(\s*)([A-Z][A-Za-z ]*):\s*$")
-_ARGUMENTS_HEADERS = frozenset({"Args", "Arguments", "Parameters", "Params"})
-_ARGUMENT_LINE = re.compile(r"^\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 _MISSING = object()
 _SUPPORTED = (
     "str, int, float, bool, None, Optional/unions, list[T], tuple, dict[str, T], Literal, Enum, "
@@ -80,7 +78,9 @@ class Tool:
 
 
 @overload
-def tool(function: Callable[..., Any], *, name: str | None = None, description: str | None = None) -> Tool: ...
+def tool(
+    function: Callable[..., Any], *, name: str | None = None, description: str | None = None
+) -> Tool: ...
 
 
 @overload
@@ -115,41 +115,6 @@ def tool(
     if function is None:
         return wrap
     return wrap(function)
-
-
-def parse_docstring(docstring: str | None) -> tuple[str, dict[str, str]]:
-    """The first paragraph of a docstring and the descriptions in its Google-style `Args:` section."""
-    lines = inspect.cleandoc(docstring or "").splitlines()
-    summary: list[str] = []
-    for line in lines:
-        if not line.strip() or _SECTION_HEADER.match(line):
-            break
-        summary.append(line.strip())
-    descriptions: dict[str, str] = {}
-    section_indent: int | None = None
-    argument_indent: int | None = None
-    current: str | None = None
-    for line in lines:
-        header = _SECTION_HEADER.match(line)
-        if header and (section_indent is None or len(header.group(1)) <= section_indent):
-            is_arguments = header.group(2) in _ARGUMENTS_HEADERS
-            section_indent = len(header.group(1)) if is_arguments else None
-            argument_indent, current = None, None
-            continue
-        if section_indent is None or not line.strip():
-            continue
-        indent = len(line) - len(line.lstrip())
-        if indent <= section_indent:
-            section_indent = None
-            continue
-        argument_indent = indent if argument_indent is None else argument_indent
-        match = _ARGUMENT_LINE.match(line.strip())
-        if indent == argument_indent and match:
-            current = match.group(1)
-            descriptions[current] = match.group(2).strip()
-        elif current is not None and indent > argument_indent:
-            descriptions[current] = f"{descriptions[current]} {line.strip()}".strip()
-    return " ".join(summary), descriptions
 
 
 def schema_from_function(
@@ -233,7 +198,9 @@ def _schema_for(annotation: Any, seen: tuple[type, ...]) -> dict[str, Any]:
         return _dict_schema(arguments, seen)
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return _values_schema([member.value for member in annotation])
-    if isinstance(annotation, type) and (typing.is_typeddict(annotation) or dataclasses.is_dataclass(annotation)):
+    if isinstance(annotation, type) and (
+        typing.is_typeddict(annotation) or dataclasses.is_dataclass(annotation)
+    ):
         return _class_schema(annotation, seen)
     raise TypeError(f"unsupported annotation {annotation!r}; supported are {_SUPPORTED}")
 
@@ -317,4 +284,3 @@ def _class_schema(cls: type, seen: tuple[type, ...]) -> dict[str, Any]:
             raise TypeError(f"field {name!r} of {cls.__name__}: {error}") from None
         properties[name] = _annotate(schema, None, defaults.get(name, _MISSING), _MISSING)
     return _object_schema(properties, [name for name in names if name not in optional])
-

@@ -1,0 +1,286 @@
+"""`Client`: opens chats on a toolwire server and runs their tools in this process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable, Iterable
+from contextlib import aclosing
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from toolwire.client.errors import ToolwireError
+from toolwire.client.events import Event, Finish, Message, ToolRequest
+from toolwire.client.schema import Tool, tool
+from toolwire.client.session import ChatMethod, ChatSession
+from toolwire.v1 import chat_pb2, chat_pb2_grpc
+
+ToolLike = Tool | Callable[..., Any]
+"""A `Tool`, or a plain function that `tool()` turns into one."""
+
+MessagesLike = str | Iterable[Message | chat_pb2.Message]
+"""One user message as a str, or the conversation as `Message` or proto `Message` objects."""
+
+_TOOL_CHOICE_MODES = {
+    "auto": chat_pb2.TOOL_CHOICE_MODE_AUTO,
+    "none": chat_pb2.TOOL_CHOICE_MODE_NONE,
+    "required": chat_pb2.TOOL_CHOICE_MODE_REQUIRED,
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model the server can serve."""
+
+    id: str
+    provider: str
+    description: str
+
+
+@dataclass(frozen=True)
+class _Methods:
+    chat: ChatMethod
+    list_models: grpc.aio.UnaryUnaryMultiCallable[chat_pb2.ListModelsRequest, chat_pb2.ListModelsResponse]
+
+
+class Client:
+    """A connection to a toolwire server.
+
+    Args:
+        target: The server's address, `host:port`; used to open an insecure channel.
+        channel: A channel to use instead (e.g. with TLS); the client does not close it.
+
+    Use as `async with Client(...) as client:`, or call `close()` when done. The channel is
+    opened on first use, in the running event loop.
+    """
+
+    def __init__(self, target: str = "127.0.0.1:50051", *, channel: grpc.aio.Channel | None = None) -> None:
+        self._target = target
+        self._channel = channel
+        self._owns_channel = channel is None
+        self._methods: _Methods | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exception_type: type[BaseException] | None,
+        exception: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Closes the channel if the client opened it (not a channel passed in)."""
+        self._closed = True
+        if self._owns_channel and self._channel is not None:
+            await self._channel.close(None)
+            self._channel = None
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The models the server can serve, sorted by id."""
+        try:
+            response = await self._connect().list_models(chat_pb2.ListModelsRequest())
+        except grpc.aio.AioRpcError as error:
+            raise ToolwireError.from_rpc_error(error) from None
+        return [ModelInfo(model.id, model.provider, model.description) for model in response.models]
+
+    def chat_session(
+        self,
+        model: str,
+        messages: MessagesLike,
+        *,
+        tools: Iterable[ToolLike] = (),
+        max_tool_rounds: int = 0,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_output_tokens: int = 0,
+        stop: Iterable[str] = (),
+        tool_choice: str | Tool | None = None,
+        parallel_tool_calls: bool | None = None,
+        tool_timeout: float | None = None,
+        stream_tool_arguments: bool = False,
+    ) -> ChatSession:
+        """A chat whose tool calls the caller may answer: use `async with`, iterate, `send_result`.
+
+        Tools with a function are still run automatically; a `ToolRequest` for a tool without
+        one (`Tool.from_schema(...)` with no function) waits for `session.send_result(...)`.
+        The parameters are those of `chat()`.
+        """
+        tools_by_name = _tools_by_name(tools)
+        start = chat_pb2.ChatStart(
+            model=model,
+            messages=_messages_to_proto(messages),
+            tools=[each.to_proto() for each in tools_by_name.values()],
+            max_tool_rounds=max_tool_rounds,
+            max_output_tokens=max_output_tokens,
+            stop=list(stop),
+            stream_tool_arguments=stream_tool_arguments,
+        )
+        if temperature is not None:
+            start.temperature = temperature
+        if top_p is not None:
+            start.top_p = top_p
+        if parallel_tool_calls is not None:
+            start.parallel_tool_calls = parallel_tool_calls
+        if tool_choice is not None:
+            start.tool_choice.CopyFrom(_tool_choice_to_proto(tool_choice))
+        if tool_timeout is not None:
+            start.tool_timeout.FromNanoseconds(round(tool_timeout * 1e9))
+        return ChatSession(self._connect().chat, start, tools_by_name)
+
+    async def chat(
+        self,
+        model: str,
+        messages: MessagesLike,
+        *,
+        tools: Iterable[ToolLike] = (),
+        max_tool_rounds: int = 0,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_output_tokens: int = 0,
+        stop: Iterable[str] = (),
+        tool_choice: str | Tool | None = None,
+        parallel_tool_calls: bool | None = None,
+        tool_timeout: float | None = None,
+        stream_tool_arguments: bool = False,
+    ) -> AsyncGenerator[Event, None]:
+        """Streams one chat's events, running every tool call with the tool's function.
+
+        Args:
+            model: The model as `provider/model-name`, e.g. "scripted/weather".
+            messages: One user message as a str, or the conversation so far, oldest first.
+            tools: `Tool` objects or plain functions (wrapped with `tool()`).
+            max_tool_rounds: The most model turns that may end in tool calls; 0: the server default.
+            temperature: Sampling temperature; None: the provider default.
+            top_p: Nucleus sampling mass; None: the provider default.
+            max_output_tokens: The most tokens per model call; 0: the provider default.
+            stop: Sequences that end generation.
+            tool_choice: "auto", "none", "required", or a tool (or its name) the model must call.
+            parallel_tool_calls: Whether the model may call several tools per turn; None: default.
+            tool_timeout: Seconds the server waits for each tool result; None: the server default.
+            stream_tool_arguments: Also yield `ToolArgumentsDelta` events.
+
+        Each `ToolRequest` is yielded, then the tool runs as its own task (sync functions in a
+        thread) and a `ToolResultSent` follows once its result is sent. The last event is
+        `Finish`. Stopping early (break, `aclose()`, cancellation) cancels the chat and its
+        running tools; wrap the iterator in `contextlib.aclosing` to make that immediate.
+
+        Raises:
+            ToolwireError: The chat ended with a non-OK status.
+            RuntimeError: The model called a tool that has no function (use `chat_session()`).
+        """
+        session = self.chat_session(
+            model,
+            messages,
+            tools=tools,
+            max_tool_rounds=max_tool_rounds,
+            temperature=temperature,
+            top_p=top_p,
+            max_output_tokens=max_output_tokens,
+            stop=stop,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            tool_timeout=tool_timeout,
+            stream_tool_arguments=stream_tool_arguments,
+        )
+        async with session:
+            async for event in session:
+                if isinstance(event, ToolRequest) and not session.runs_automatically(event.name):
+                    raise _no_function_error(event.name)
+                yield event
+
+    async def run(
+        self,
+        model: str,
+        messages: MessagesLike,
+        *,
+        tools: Iterable[ToolLike] = (),
+        max_tool_rounds: int = 0,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_output_tokens: int = 0,
+        stop: Iterable[str] = (),
+        tool_choice: str | Tool | None = None,
+        parallel_tool_calls: bool | None = None,
+        tool_timeout: float | None = None,
+        stream_tool_arguments: bool = False,
+    ) -> Finish:
+        """Runs a whole chat like `chat()` (same parameters) and returns its `Finish` event."""
+        events = self.chat(
+            model,
+            messages,
+            tools=tools,
+            max_tool_rounds=max_tool_rounds,
+            temperature=temperature,
+            top_p=top_p,
+            max_output_tokens=max_output_tokens,
+            stop=stop,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            tool_timeout=tool_timeout,
+            stream_tool_arguments=stream_tool_arguments,
+        )
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, Finish):
+                    return event
+        raise ToolwireError(grpc.StatusCode.INTERNAL, "the chat ended without a Finish event")
+
+    def _connect(self) -> _Methods:
+        """The RPC methods, opening the channel on first use."""
+        if self._closed:
+            raise RuntimeError("this Client is closed; create a new one")
+        if self._methods is None:
+            if self._channel is None:
+                self._channel = grpc.aio.insecure_channel(self._target)
+            stub = chat_pb2_grpc.ChatServiceStub(self._channel)  # type: ignore[no-untyped-call]
+            self._methods = _Methods(chat=stub.Chat, list_models=stub.ListModels)
+        return self._methods
+
+
+def _no_function_error(tool_name: str) -> RuntimeError:
+    return RuntimeError(
+        f"the model called tool {tool_name!r}, which has no function to run: chat() and run() only "
+        "run tools that have one; use Client.chat_session() and session.send_result() to answer it yourself"
+    )
+
+
+def _tools_by_name(tools: Iterable[ToolLike]) -> dict[str, Tool]:
+    """The tools keyed by name, plain functions wrapped with `tool()`; names must be unique."""
+    tools_by_name: dict[str, Tool] = {}
+    for each in tools:
+        converted = each if isinstance(each, Tool) else tool(each)
+        if converted.name in tools_by_name:
+            raise ValueError(f"two tools are named {converted.name!r}: tool names must be unique")
+        tools_by_name[converted.name] = converted
+    return tools_by_name
+
+
+def _messages_to_proto(messages: MessagesLike) -> list[chat_pb2.Message]:
+    if isinstance(messages, str):
+        return [Message.user(messages).to_proto()]
+    converted: list[chat_pb2.Message] = []
+    for message in messages:
+        if isinstance(message, Message):
+            converted.append(message.to_proto())
+        elif isinstance(message, chat_pb2.Message):
+            converted.append(message)
+        else:
+            raise TypeError(
+                f"messages must be Message or toolwire.v1 Message objects, not {type(message).__name__}"
+            )
+    return converted
+
+
+def _tool_choice_to_proto(tool_choice: str | Tool) -> chat_pb2.ToolChoice:
+    """The modes "auto", "none" and "required"; any other name (or a Tool) is the tool to call."""
+    if isinstance(tool_choice, Tool):
+        return chat_pb2.ToolChoice(mode=chat_pb2.TOOL_CHOICE_MODE_TOOL, tool_name=tool_choice.name)
+    mode = _TOOL_CHOICE_MODES.get(tool_choice)
+    if mode is not None:
+        return chat_pb2.ToolChoice(mode=mode)
+    return chat_pb2.ToolChoice(mode=chat_pb2.TOOL_CHOICE_MODE_TOOL, tool_name=tool_choice)

@@ -28,7 +28,7 @@ $(BUF): tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-run: $(STAMP) ## Start the server on $(LISTEN) with the built-in scripted models
+run: $(STAMP) ## Start the server with the built-in scripted models (LISTEN=127.0.0.1:50051)
 	@echo "toolwire: try  grpcurl -plaintext $(LISTEN) list   or   make demo   (Ctrl-C stops)"
 	$(VENV)/bin/toolwire serve --listen $(LISTEN)
 

@@ -192,3 +192,18 @@ async def test_fifty_concurrent_chats(client):
         *(client.run("scripted/parallel", "both", tools=[get_weather, get_time]) for _ in range(50))
     )
     assert all(f.reason == "stop" and f.tools_called == ["get_weather", "get_time"] for f in finishes)
+
+
+async def test_the_weather_example_runs(toolwire_server, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "examples" / "python" / "weather" / "weather.py"
+    spec = importlib.util.spec_from_file_location("weather_example", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    finish = await example.main(toolwire_server.target, "scripted/weather")
+    assert finish.reason == "stop"
+    printed = capsys.readouterr().out
+    assert "It is sunny in Paris." in printed and '[tool] get_weather({"location": "Paris"})' in printed

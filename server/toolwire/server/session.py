@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import Protocol
 
@@ -43,7 +44,30 @@ class ChatSessions:
         self._settings = settings
 
     async def run(self, stream: ChatStream) -> ChatFinished:
-        """Runs one chat to its end; raises ToolwireError for anything that ends it otherwise."""
+        """Runs one chat to its end; raises ToolwireError for anything that ends it otherwise.
+
+        Logs one line per chat with its id and outcome (never message content).
+        """
+        chat_id = uuid.uuid4().hex[:16]
+        started = time.monotonic()
+        try:
+            finished = await self._run(chat_id, stream)
+        except asyncio.CancelledError:
+            log.info("chat %s cancelled by the client after %.3f s", chat_id, time.monotonic() - started)
+            raise
+        except Exception as error:
+            reason = error if isinstance(error, ToolwireError) else "(internal, see the error logged with it)"
+            elapsed = time.monotonic() - started
+            log.info("chat %s failed after %.3f s: %s: %s", chat_id, elapsed, type(error).__name__, reason)
+            raise
+        log.info(
+            "chat %s finished: model=%s reason=%s rounds=%d tools_called=%d chunks=%d in %.3f s",
+            chat_id, finished.model, finished.reason.value, finished.rounds, len(finished.tools_called),
+            finished.chunks_received, finished.duration_seconds,
+        )  # fmt: skip
+        return finished
+
+    async def _run(self, chat_id: str, stream: ChatStream) -> ChatFinished:
         first = await stream.receive()
         if first is None:
             raise InvalidRequest("the stream closed before any message: send ChatRequest.start first")
@@ -53,12 +77,10 @@ class ChatSessions:
                 "open the chat with ChatRequest.start"
             )
         model = self._registry.resolve(first.model)
-        chat_id = uuid.uuid4().hex[:16]
         limits = self._settings.limits
         pending = PendingCalls(first.tool_timeout_seconds, limits.max_tool_result_bytes)
         loop = ChatLoop(first, model, pending, stream.send)
         await stream.send(ChatStarted(chat_id, model.model_id))
-        log.debug("chat %s started on %s", chat_id, model.model_id)
         try:
             async with asyncio.TaskGroup() as group:
                 reader = group.create_task(_read_results(stream, pending))

@@ -26,7 +26,7 @@ event; `Client.chat_session()` lets the caller answer tool calls itself with `se
 Every non-OK gRPC status is raised as `ToolwireError`.
 """
 
-from toolwire.client.client import Client, MessagesLike, ModelInfo, ToolLike
+from toolwire.client.client import ChatOptions, Client, MessagesLike, ModelInfo, ToolLike
 from toolwire.client.errors import ToolwireError
 from toolwire.client.events import (
     Event,
@@ -47,6 +47,7 @@ from toolwire.client.schema import Tool, tool
 from toolwire.client.session import ChatSession
 
 __all__ = [
+    "ChatOptions",
     "ChatSession",
     "Client",
     "Event",

@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import grpc
 
@@ -27,6 +27,31 @@ _TOOL_CHOICE_MODES = {
     "none": chat_pb2.TOOL_CHOICE_MODE_NONE,
     "required": chat_pb2.TOOL_CHOICE_MODE_REQUIRED,
 }
+
+
+class ChatOptions(TypedDict, total=False):
+    """The options of `Client.chat()`, `Client.run()` and `Client.chat_session()`; all optional."""
+
+    tools: Iterable[ToolLike]
+    """`Tool` objects or plain functions (wrapped with `tool()`)."""
+    max_tool_rounds: int
+    """The most model turns that may end in tool calls; 0: the server default."""
+    temperature: float | None
+    """Sampling temperature; None: the provider default."""
+    top_p: float | None
+    """Nucleus sampling mass; None: the provider default."""
+    max_output_tokens: int
+    """The most tokens per model call; 0: the provider default."""
+    stop: Iterable[str]
+    """Sequences that end generation."""
+    tool_choice: str | Tool | None
+    """"auto", "none", "required", or a tool (or its name) the model must call."""
+    parallel_tool_calls: bool | None
+    """Whether the model may call several tools per turn; None: the provider default."""
+    tool_timeout: float | None
+    """Seconds the server waits for each tool result; None: the server default."""
+    stream_tool_arguments: bool
+    """Also yield `ToolArgumentsDelta` events."""
 
 
 @dataclass(frozen=True)
@@ -92,17 +117,7 @@ class Client:
         self,
         model: str,
         messages: MessagesLike,
-        *,
-        tools: Iterable[ToolLike] = (),
-        max_tool_rounds: int = 0,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_output_tokens: int = 0,
-        stop: Iterable[str] = (),
-        tool_choice: str | Tool | None = None,
-        parallel_tool_calls: bool | None = None,
-        tool_timeout: float | None = None,
-        stream_tool_arguments: bool = False,
+        **options: Unpack[ChatOptions],
     ) -> ChatSession:
         """A chat whose tool calls the caller may answer: use `async with`, iterate, `send_result`.
 
@@ -110,24 +125,24 @@ class Client:
         one (`Tool.from_schema(...)` with no function) waits for `session.send_result(...)`.
         The parameters are those of `chat()`.
         """
-        tools_by_name = _tools_by_name(tools)
+        tools_by_name = _tools_by_name(options.get("tools", ()))
         start = chat_pb2.ChatStart(
             model=model,
             messages=_messages_to_proto(messages),
             tools=[each.to_proto() for each in tools_by_name.values()],
-            max_tool_rounds=max_tool_rounds,
-            max_output_tokens=max_output_tokens,
-            stop=list(stop),
-            stream_tool_arguments=stream_tool_arguments,
+            max_tool_rounds=options.get("max_tool_rounds", 0),
+            max_output_tokens=options.get("max_output_tokens", 0),
+            stop=list(options.get("stop", ())),
+            stream_tool_arguments=options.get("stream_tool_arguments", False),
         )
-        if temperature is not None:
-            start.temperature = temperature
-        if top_p is not None:
-            start.top_p = top_p
-        if parallel_tool_calls is not None:
-            start.parallel_tool_calls = parallel_tool_calls
+        for field in ("temperature", "top_p", "parallel_tool_calls"):
+            value = options.get(field)
+            if value is not None:
+                setattr(start, field, value)
+        tool_choice = options.get("tool_choice")
         if tool_choice is not None:
             start.tool_choice.CopyFrom(_tool_choice_to_proto(tool_choice))
+        tool_timeout = options.get("tool_timeout")
         if tool_timeout is not None:
             start.tool_timeout.FromNanoseconds(round(tool_timeout * 1e9))
         return ChatSession(self._connect().chat, start, tools_by_name)
@@ -136,33 +151,14 @@ class Client:
         self,
         model: str,
         messages: MessagesLike,
-        *,
-        tools: Iterable[ToolLike] = (),
-        max_tool_rounds: int = 0,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_output_tokens: int = 0,
-        stop: Iterable[str] = (),
-        tool_choice: str | Tool | None = None,
-        parallel_tool_calls: bool | None = None,
-        tool_timeout: float | None = None,
-        stream_tool_arguments: bool = False,
+        **options: Unpack[ChatOptions],
     ) -> AsyncGenerator[Event, None]:
         """Streams one chat's events, running every tool call with the tool's function.
 
         Args:
             model: The model as `provider/model-name`, e.g. "scripted/weather".
             messages: One user message as a str, or the conversation so far, oldest first.
-            tools: `Tool` objects or plain functions (wrapped with `tool()`).
-            max_tool_rounds: The most model turns that may end in tool calls; 0: the server default.
-            temperature: Sampling temperature; None: the provider default.
-            top_p: Nucleus sampling mass; None: the provider default.
-            max_output_tokens: The most tokens per model call; 0: the provider default.
-            stop: Sequences that end generation.
-            tool_choice: "auto", "none", "required", or a tool (or its name) the model must call.
-            parallel_tool_calls: Whether the model may call several tools per turn; None: default.
-            tool_timeout: Seconds the server waits for each tool result; None: the server default.
-            stream_tool_arguments: Also yield `ToolArgumentsDelta` events.
+            **options: See `ChatOptions`.
 
         Each `ToolRequest` is yielded, then the tool runs as its own task (sync functions in a
         thread) and a `ToolResultSent` follows once its result is sent. The last event is
@@ -176,16 +172,7 @@ class Client:
         session = self.chat_session(
             model,
             messages,
-            tools=tools,
-            max_tool_rounds=max_tool_rounds,
-            temperature=temperature,
-            top_p=top_p,
-            max_output_tokens=max_output_tokens,
-            stop=stop,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            tool_timeout=tool_timeout,
-            stream_tool_arguments=stream_tool_arguments,
+            **options,
         )
         async with session:
             async for event in session:
@@ -197,32 +184,13 @@ class Client:
         self,
         model: str,
         messages: MessagesLike,
-        *,
-        tools: Iterable[ToolLike] = (),
-        max_tool_rounds: int = 0,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_output_tokens: int = 0,
-        stop: Iterable[str] = (),
-        tool_choice: str | Tool | None = None,
-        parallel_tool_calls: bool | None = None,
-        tool_timeout: float | None = None,
-        stream_tool_arguments: bool = False,
+        **options: Unpack[ChatOptions],
     ) -> Finish:
         """Runs a whole chat like `chat()` (same parameters) and returns its `Finish` event."""
         events = self.chat(
             model,
             messages,
-            tools=tools,
-            max_tool_rounds=max_tool_rounds,
-            temperature=temperature,
-            top_p=top_p,
-            max_output_tokens=max_output_tokens,
-            stop=stop,
-            tool_choice=tool_choice,
-            parallel_tool_calls=parallel_tool_calls,
-            tool_timeout=tool_timeout,
-            stream_tool_arguments=stream_tool_arguments,
+            **options,
         )
         async with aclosing(events):
             async for event in events:

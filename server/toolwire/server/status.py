@@ -27,11 +27,14 @@ ERROR_TABLE: dict[type[errors.ToolwireError], grpc.StatusCode] = {
 def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and message a client gets for `error`."""
     if isinstance(error, errors.ModelError):
-        return grpc.StatusCode[error.code], error.message
+        model_code = grpc.StatusCode.__members__.get(error.code, grpc.StatusCode.UNAVAILABLE)
+        return (
+            grpc.StatusCode.UNAVAILABLE if model_code is grpc.StatusCode.OK else model_code
+        ), error.message
     for error_class in type(error).__mro__:
-        code = ERROR_TABLE.get(error_class)
-        if code is not None:
-            return code, str(error)
+        table_code = ERROR_TABLE.get(error_class)
+        if table_code is not None:
+            return table_code, str(error)
     if isinstance(error, TimeoutError):
         return grpc.StatusCode.DEADLINE_EXCEEDED, "the operation timed out"
     log.error("internal error", exc_info=error)

@@ -139,13 +139,15 @@ def _parse_tool_call(value: Mapping[str, object], where: str) -> ToolCallFragmen
     unknown = set(value) - {"index", "id", "name", "arguments"}
     if unknown:
         raise ScriptError(f"{where}.tool_call: unknown keys {sorted(unknown)}")
-    index, tool_call_id, name, arguments = (value.get(k) for k in ("index", "id", "name", "arguments"))
-    if not isinstance(index, int | str | None) or not all(
-        isinstance(text, str | None) for text in (tool_call_id, name, arguments)
+    index = value.get("index")
+    tool_call_id, name, arguments = (value.get(key) for key in ("id", "name", "arguments"))
+    if (
+        not isinstance(index, int | str | None)
+        or not isinstance(tool_call_id, str | None)
+        or not isinstance(name, str | None)
+        or not isinstance(arguments, str | None)
     ):
         raise ScriptError(f"{where}.tool_call: index is a number, id, name and arguments are strings")
-    assert isinstance(tool_call_id, str | None) and isinstance(name, str | None)
-    assert isinstance(arguments, str | None)
     return ToolCallFragment(key=index, tool_call_id=tool_call_id, name=name, arguments=arguments)
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+from collections.abc import Mapping
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from toolwire.server.models import config
 from toolwire.server.models.registry import ModelRegistry
+from toolwire.server.models.remote import RemoteProvider
 from toolwire.server.models.scripted import ScriptedProvider, load_scripts
 from toolwire.server.servicer import ChatServicer
 from toolwire.server.settings import ServerSettings
@@ -21,9 +25,16 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name
 
 
-def default_registry(settings: ServerSettings) -> ModelRegistry:
-    """The providers a server starts with: the scripted models (built-in plus --scripts)."""
-    return ModelRegistry([ScriptedProvider(load_scripts(settings.script_dirs))])
+def default_registry(settings: ServerSettings, environment: Mapping[str, str] | None = None) -> ModelRegistry:
+    """The providers a server starts with: the scripted models (built-in plus --scripts), OpenAI and
+    Anthropic (usable once their key is set), and whatever the config file adds."""
+    models_config = config.load(settings.config_path, os.environ if environment is None else environment)
+    remote = [RemoteProvider(provider) for provider in models_config.providers]
+    return ModelRegistry(
+        [ScriptedProvider(load_scripts(settings.script_dirs)), *remote],
+        aliases=models_config.aliases,
+        retry=models_config.retry,
+    )
 
 
 class Server:
@@ -74,6 +85,9 @@ class Server:
         """Marks the server NOT_SERVING, then stops it, letting running chats finish within the grace."""
         await self.begin_shutdown()
         await self._server.stop(grace_seconds)
+        for provider in self.registry.providers:
+            if isinstance(provider, RemoteProvider):
+                await provider.close()
 
     async def wait(self) -> None:
         """Waits until the server stops."""

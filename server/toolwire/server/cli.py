@@ -6,11 +6,13 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from toolwire.server.app import serve
+from toolwire.server.models.config import ConfigError
 from toolwire.server.models.scripted import ScriptError
 from toolwire.server.settings import Limits, ServerSettings
 
@@ -61,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
         default=limits.max_request_bytes,
         help="largest single ChatRequest accepted (default %(default)s)",
     )
+    serve_parser.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get("TOOLWIRE_CONFIG") or None,
+        metavar="FILE",
+        help="TOML file of providers, aliases and retries (default: $TOOLWIRE_CONFIG, else none)",
+    )
     serve_parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser  # fmt: skip
 
@@ -78,6 +87,7 @@ def settings_from_arguments(arguments: argparse.Namespace) -> ServerSettings:
         default_max_tool_rounds=arguments.max_tool_rounds,
         default_tool_timeout_seconds=arguments.tool_timeout,
         limits=limits,
+        config_path=arguments.config,
     )
 
 
@@ -88,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_from_arguments(arguments)
     try:
         asyncio.run(serve(settings))
-    except ScriptError as error:
+    except (ScriptError, ConfigError) as error:
         print(f"toolwire: {error}", file=sys.stderr)
         return 2
     except OSError as error:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from toolwire.server.events import Reasoning
+
 
 class Role(enum.Enum):
     """Who wrote a message."""
@@ -33,6 +35,8 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str = ""
     is_error: bool = False
+    reasoning: tuple[Reasoning, ...] = ()
+    """The model's reasoning blocks of an assistant turn, in order (sent back to the same API)."""
 
 
 @dataclass(slots=True, frozen=True)

@@ -41,3 +41,56 @@ class ModelError(ToolwireError):
 
 class ModelProtocolError(ToolwireError):
     """The model's stream broke its own protocol in a way the server cannot repair."""
+
+
+class ProviderError(ToolwireError):
+    """A provider refused or failed a model call. Subclasses name how; `status.py` maps them.
+
+    `retryable` says whether the same call may succeed if tried again (after `retry_after` seconds,
+    when the provider said). The retry layer only retries while nothing of the call reached the client.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderUnauthenticated(ProviderError):
+    """The provider rejected the API key (HTTP 401), or no key is configured."""
+
+
+class ProviderPermissionDenied(ProviderError):
+    """The key is valid but may not use this model or feature (HTTP 403)."""
+
+
+class ProviderRejectedRequest(ProviderError):
+    """The provider found the request invalid (HTTP 400/413/422); its message says why."""
+
+
+class ProviderModelNotFound(ProviderError):
+    """The provider does not know the model (HTTP 404)."""
+
+
+class ProviderRateLimited(ProviderError):
+    """The provider asks to slow down (HTTP 429, Anthropic `rate_limit_error`)."""
+
+    retryable = True
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider failed or could not be reached (HTTP 5xx/529, connection errors, overload)."""
+
+    retryable = True
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not answer, or stalled mid-stream, within the configured time."""
+
+    retryable = True
+
+
+class ProviderStreamBroken(ModelError):
+    """A provider failure after part of the answer already reached the client: not retried, so that
+    no text is duplicated and no tool call replayed. `code` keeps the status of the original failure."""

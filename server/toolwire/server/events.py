@@ -67,6 +67,21 @@ class ToolCallEnd:
 
 
 @dataclass(slots=True, frozen=True)
+class Reasoning:
+    """A complete block of the model's reasoning ("thinking"). Not shown to clients; kept in the
+    transcript because some providers require it back in the next round of a tool loop."""
+
+    provider: str
+    """The wire API that produced it (e.g. `anthropic`); only that API is sent it back."""
+    text: str = ""
+    """The readable reasoning text, possibly empty."""
+    signature: str | None = None
+    """The provider's signature over the text (Anthropic), needed to send the block back."""
+    redacted_data: str | None = None
+    """An opaque, encrypted block the provider withheld (Anthropic `redacted_thinking`)."""
+
+
+@dataclass(slots=True, frozen=True)
 class Usage:
     """Token counts reported by the provider; None means not reported (unknown, not zero)."""
 
@@ -78,7 +93,8 @@ class Usage:
 
 @dataclass(slots=True, frozen=True)
 class TurnEnd:
-    """The model ended its turn. Nothing follows it in the stream."""
+    """The model ended its turn. Only a late `Usage` may follow it (OpenAI reports usage after the
+    finish reason); tool calls still open are complete now and may be dispatched."""
 
     reason: StopReason
     """Why, in neutral terms."""
@@ -86,5 +102,5 @@ class TurnEnd:
     """The provider's own word for it, for logs."""
 
 
-ModelEvent = TextDelta | ToolCallFragment | ToolCallEnd | Usage | TurnEnd
+ModelEvent = TextDelta | ToolCallFragment | ToolCallEnd | Reasoning | Usage | TurnEnd
 """Everything a model call may yield."""

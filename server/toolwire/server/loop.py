@@ -25,7 +25,15 @@ from toolwire.server.chat_events import (
     UsageOut,
 )
 from toolwire.server.conversation import ChatRequest, Message, ModelCall, Role, ToolCall, ToolResult
-from toolwire.server.events import StopReason, TextDelta, ToolCallEnd, ToolCallFragment, TurnEnd, Usage
+from toolwire.server.events import (
+    Reasoning,
+    StopReason,
+    TextDelta,
+    ToolCallEnd,
+    ToolCallFragment,
+    TurnEnd,
+    Usage,
+)
 from toolwire.server.models.base import Model
 from toolwire.server.pending import Abandoned, PendingCalls
 from toolwire.server.tools import ToolBox
@@ -53,6 +61,7 @@ class _Turn:
 
     text_parts: list[str] = field(default_factory=list)
     calls: list[_CheckedCall] = field(default_factory=list)
+    reasoning: list[Reasoning] = field(default_factory=list)
     usage: Usage | None = None
     stop_reason: StopReason | None = None
 
@@ -142,6 +151,8 @@ class ChatLoop:
                     ended = assembler.end(event)
                     if ended is not None:
                         await self._settle(ended, model_round, turn, may_call_tools)
+                elif isinstance(event, Reasoning):
+                    turn.reasoning.append(event)
                 elif isinstance(event, Usage):
                     turn.usage = event
                 elif isinstance(event, TurnEnd):
@@ -182,6 +193,7 @@ class ChatLoop:
                 ToolCall(checked.call.tool_call_id, checked.call.name, checked.call.arguments_json)
                 for checked in turn.calls
             ),
+            reasoning=tuple(turn.reasoning),
         )
         results = [assistant]
         for checked in turn.calls:

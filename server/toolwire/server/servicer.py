@@ -14,7 +14,7 @@ from toolwire.server.errors import InvalidRequest
 from toolwire.server.models.registry import ModelRegistry
 from toolwire.server.session import ChatSessions
 from toolwire.server.settings import ServerSettings
-from toolwire.server.status import status_for
+from toolwire.server.status import status_for, trailing_metadata_for
 from toolwire.v1 import chat_pb2, chat_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             raise
         except Exception as error:
             code, message = status_for(error)
-            await context.abort(code, message)
+            await context.abort(code, message, trailing_metadata_for(error, code, message))
 
     async def ListModels(
         self,

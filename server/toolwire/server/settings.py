@@ -41,3 +41,5 @@ class ServerSettings:
     default_tool_timeout_seconds: float = 60.0
     """tool_timeout when a chat sends none."""
     limits: Limits = Limits()
+    config_path: Path | None = None
+    """The TOML file of providers, aliases and retries (`--config`, `TOOLWIRE_CONFIG`); None: none."""

@@ -7,8 +7,11 @@ log (never the exception text, which could hold a secret), and the traceback is 
 from __future__ import annotations
 
 import logging
+import math
 
 import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 from toolwire.server import errors
 
@@ -20,6 +23,13 @@ ERROR_TABLE: dict[type[errors.ToolwireError], grpc.StatusCode] = {
     errors.LimitExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.ModelProtocolError: grpc.StatusCode.UNAVAILABLE,
+    errors.ProviderUnauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.ProviderPermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.ProviderRejectedRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.ProviderModelNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.ProviderRateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.ProviderUnavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.ProviderTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 """Domain error class → status. `ModelError` carries its own code name (e.g. from a script)."""
 
@@ -39,3 +49,19 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.DEADLINE_EXCEEDED, "the operation timed out"
     log.error("internal error", exc_info=error)
     return grpc.StatusCode.INTERNAL, "internal error in the toolwire server; its log has the details"
+
+
+def trailing_metadata_for(
+    error: BaseException, code: grpc.StatusCode, message: str
+) -> tuple[tuple[str, bytes], ...]:
+    """The rich status details for `error`: a `google.rpc.RetryInfo` when the provider said when to
+    retry, in the standard `grpc-status-details-bin` trailer that grpc-status libraries decode."""
+    retry_after = getattr(error, "retry_after", None)
+    if not isinstance(retry_after, int | float) or not math.isfinite(retry_after) or retry_after < 0:
+        return ()
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(round(retry_after * 1e9))
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
+    return (("grpc-status-details-bin", status.SerializeToString()),)

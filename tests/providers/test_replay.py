@@ -1,0 +1,103 @@
+"""Layer 1: every fixture stream replayed through its adapter over real HTTP, whole and split at
+random byte offsets, with the fragments assembled by the one assembler the loop uses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.provider import Reply
+from tests.providers.conftest import model_call
+from toolwire.server.assembler import AssembledCall, ToolCallAssembler
+from toolwire.server.errors import ProviderError
+from toolwire.server.events import Reasoning, TextDelta, ToolCallEnd, ToolCallFragment, TurnEnd, Usage
+from toolwire.server.status import status_for
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SPLITS = [None, 7, 1234]  # whole, then two random byte splits
+
+
+def fixtures(wire_api: str) -> list[Any]:
+    """(stream body, expected outcome, split seed) for each fixture of `wire_api` and each split."""
+    streams = sorted((FIXTURES / wire_api).glob("*.sse"))
+    assert streams, f"no fixtures in {FIXTURES / wire_api}"
+    return [
+        pytest.param(
+            path.read_bytes(),
+            json.loads(path.with_suffix(".expected.json").read_text()),
+            split,
+            id=f"{path.stem}-split{split}",
+        )
+        for path in streams
+        for split in SPLITS
+    ]
+
+
+async def replay(provider, body: bytes, split: int | None, fake_provider) -> dict[str, Any]:
+    """Streams a fixture through the adapter; the outcome in the shape of the expected files."""
+    fake_provider.enqueue(Reply(body=body, split_seed=split))
+    model = provider.resolve("test-model")
+    assembler = ToolCallAssembler(set())
+    calls: list[AssembledCall] = []
+    outcome: dict[str, Any] = {"text": "", "stop_reason": None, "usage": None, "reasoning": [], "error": None}
+    try:
+        async for event in model.stream(model_call()):
+            if isinstance(event, TextDelta):
+                outcome["text"] += event.text
+            elif isinstance(event, ToolCallFragment):
+                calls.extend(assembler.add(event).completed)
+            elif isinstance(event, ToolCallEnd):
+                ended = assembler.end(event)
+                calls.extend([ended] if ended else [])
+            elif isinstance(event, Reasoning):
+                outcome["reasoning"].append(
+                    {"text": event.text, "signature": event.signature, "redacted_data": event.redacted_data}
+                )
+            elif isinstance(event, Usage):
+                outcome["usage"] = {"input_tokens": event.input_tokens, "output_tokens": event.output_tokens}
+            elif isinstance(event, TurnEnd):
+                outcome["stop_reason"] = event.reason.value
+                calls.extend(assembler.flush())
+    except ProviderError as error:
+        code, message = status_for(error)
+        outcome["error"] = {"code": code.name, "message": message}
+    calls.extend(assembler.flush())
+    complete, incomplete = [], []
+    for call in calls:
+        try:
+            arguments = json.loads(call.arguments_json) if call.arguments_json.strip() else {}
+            complete.append({"id": call.tool_call_id, "name": call.name, "arguments": arguments})
+        except ValueError:
+            incomplete.append({"name": call.name, "arguments_text": call.arguments_json})
+    outcome["tool_calls"] = complete
+    outcome["tool_calls_incomplete"] = incomplete
+    return outcome
+
+
+def check(outcome: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert outcome["text"] == expected["text"]
+    assert outcome["tool_calls"] == expected["tool_calls"]
+    assert outcome["tool_calls_incomplete"] == expected.get("tool_calls_incomplete", [])
+    assert outcome["reasoning"] == expected["reasoning"]
+    if expected["error"] is None:
+        assert outcome["error"] is None
+        assert outcome["stop_reason"] == expected["stop_reason"]
+        assert outcome["usage"] == expected["usage"]
+    else:  # the usage of a stream cut by an error is never reported
+        assert outcome["error"] is not None, "expected an error"
+        assert outcome["error"]["code"] == expected["error"]["code"]
+        assert expected["error"]["message_contains"] in outcome["error"]["message"]
+        assert outcome["stop_reason"] is None
+
+
+@pytest.mark.parametrize(("body", "expected", "split"), fixtures("openai"))
+async def test_openai_chat_completions_fixture(body, expected, split, fake_provider, openai_provider):
+    check(await replay(openai_provider, body, split, fake_provider), expected)
+
+
+@pytest.mark.parametrize(("body", "expected", "split"), fixtures("anthropic"))
+async def test_anthropic_messages_fixture(body, expected, split, fake_provider, anthropic_provider):
+    check(await replay(anthropic_provider, body, split, fake_provider), expected)

@@ -29,8 +29,9 @@ class ServerProcess:
         return self.log.read()
 
 
-def start_server(*extra: str) -> ServerProcess:
-    """Starts `toolwire serve` on port 0 and reads the port it announces."""
+def start_server(*extra: str, environment: dict[str, str] | None = None) -> ServerProcess:
+    """Starts `toolwire serve` on port 0 and reads the port it announces; `environment` is added to
+    this process's environment (without the provider keys of the machine running the tests)."""
     # A file, not a pipe: a chatty server must never block on its log. Closed by stop_server.
     log = tempfile.TemporaryFile("w+")  # noqa: SIM115
     process = subprocess.Popen(
@@ -38,7 +39,7 @@ def start_server(*extra: str) -> ServerProcess:
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**_without_provider_settings(os.environ), **(environment or {}), "PYTHONUNBUFFERED": "1"},
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -48,6 +49,12 @@ def start_server(*extra: str) -> ServerProcess:
         process.wait()
         raise RuntimeError(f"server did not start: {line!r} {server.log_text()}")
     return server
+
+
+def _without_provider_settings(environment: os._Environ[str]) -> dict[str, str]:
+    """The environment minus real provider keys and URLs: tests never reach a real provider."""
+    prefixes = ("OPENAI_", "ANTHROPIC_", "TOOLWIRE_CONFIG")
+    return {name: value for name, value in environment.items() if not name.startswith(prefixes)}
 
 
 def stop_server(server: ServerProcess) -> int:

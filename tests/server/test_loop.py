@@ -223,6 +223,35 @@ async def test_partial_arguments_stream_only_when_asked():
     assert chatty.sent.index(deltas[-1]) < chatty.sent.index(chatty.of_type(ToolRequestOut)[0])
 
 
+async def test_a_call_cut_short_by_the_output_limit_is_not_run_and_the_chat_ends_with_length():
+    script = {
+        "turns": [
+            {
+                "chunks": [
+                    tool_call(0, "call_w", "get_weather", '{"location": "Paris"}'),
+                    tool_call(1, "call_cut", "get_weather", '{"location": "Ber'),
+                ],
+                "finish_reason": "length",
+            },
+            ANSWER,
+        ]
+    }
+    harness = Harness({"cut": script})
+    finished, stream = await harness.run(chat_request("scripted/cut"))
+    assert [request.tool_call_id for request in stream.of_type(ToolRequestOut)] == ["call_w"]
+    rejected = stream.of_type(ToolRejectedOut)
+    assert [r.tool_call_id for r in rejected] == ["call_cut"]
+    assert "output limit" in rejected[0].reason
+    assert finished.reason is FinishReason.STOP  # the complete call ran; the model was asked again
+    only_cut = {
+        "turns": [{"chunks": [tool_call(0, "call_cut", "get_weather", '{"loc')], "finish_reason": "length"}]
+    }
+    finished, stream = await Harness({"cut": only_cut}).run(chat_request("scripted/cut"))
+    assert finished.reason is FinishReason.LENGTH
+    assert stream.of_type(ToolRequestOut) == []
+    assert finished.rounds == 1
+
+
 async def test_finish_reason_length_is_reported():
     script = {"turns": [{"chunks": [{"text": "cut"}], "finish_reason": "length"}]}
     finished, _ = await Harness({"long": script}).run(chat_request("scripted/long"))

@@ -172,6 +172,13 @@ class ChatLoop:
             turn.calls.append(_CheckedCall(call, None))
             return
         verdict = self._toolbox.check(call)
+        if verdict.error is not None and turn.stop_reason is StopReason.LENGTH:
+            # the output limit cut this call short: nothing to run and nothing to tell the model
+            reason = f"the model's output limit cut this call short ({verdict.error})"
+            await self._send(
+                ToolRejectedOut(call.tool_call_id, call.name, call.arguments_json, reason, model_round)
+            )
+            return
         turn.calls.append(_CheckedCall(call, verdict.error))
         if verdict.error is not None:
             await self._send(

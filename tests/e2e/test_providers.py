@@ -76,10 +76,16 @@ smart = ["anthropic/claude-test", "openai/gpt-test"]
     server = start_server(
         "--config",
         str(config),
+        "--log-level",
+        "DEBUG",  # the secrets check below covers debug logging too
         environment={"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY},
     )
     yield server
-    assert stop_server(server) == 0, server.log_text()
+    log = server.log_text()
+    assert stop_server(server) == 0, log
+    assert "chat " in log  # the log is really captured, at DEBUG
+    assert OPENAI_KEY not in log, "the OpenAI key leaked into the server log"
+    assert ANTHROPIC_KEY not in log, "the Anthropic key leaked into the server log"
 
 
 @pytest.fixture

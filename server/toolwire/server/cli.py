@@ -16,6 +16,10 @@ from toolwire.server.models.config import ConfigError
 from toolwire.server.models.scripted import ScriptError
 from toolwire.server.settings import Limits, ServerSettings
 
+QUIET_LIBRARIES = ("openai", "anthropic", "httpx2", "httpcore2")
+"""Libraries whose INFO/DEBUG logs are held back even at --log-level DEBUG: they log every request,
+and the SDKs' debug logs include request bodies (prompts). Our own log lines say what happened."""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -95,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `toolwire` command."""
     arguments = _parser().parse_args(argv)
     logging.basicConfig(level=arguments.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for library in QUIET_LIBRARIES:
+        logging.getLogger(library).setLevel(logging.WARNING)
     settings = settings_from_arguments(arguments)
     try:
         asyncio.run(serve(settings))

@@ -97,7 +97,8 @@ class OpenAIChatModel:
             async with client.chat.completions.with_streaming_response.create(
                 **body, extra_headers=headers
             ) as response:
-                events = _events(response.iter_bytes(), self._provider, self._quirks)
+                state = _StreamState(secrets=(client.api_key,))
+                events = _events(response.iter_bytes(), state, self._provider, self._quirks)
                 async with contextlib.aclosing(events):
                     async for event in events:
                         yield event
@@ -187,6 +188,8 @@ def _wire_tool_choice(call: ModelCall) -> object:
 class _StreamState:
     """What the chunk mappers remember across chunks of one stream."""
 
+    secrets: tuple[str, ...] = ()
+    """Redacted from any error message the stream carries."""
     reasoning: list[str] = field(default_factory=list)
     usage: Usage | None = None
     stop_reason: StopReason | None = None
@@ -196,10 +199,9 @@ class _StreamState:
 
 
 async def _events(
-    body: AsyncIterator[bytes], provider: str, quirks: OpenAIQuirks
+    body: AsyncIterator[bytes], state: _StreamState, provider: str, quirks: OpenAIQuirks
 ) -> AsyncGenerator[ModelEvent, None]:
     """Maps each chunk of the SSE body; ends with Reasoning, TurnEnd and Usage events."""
-    state = _StreamState()
     async with contextlib.aclosing(sse_payloads(body)) as payloads:
         async for data in payloads:
             for event in _sse_events(data, state, provider, quirks):
@@ -227,7 +229,7 @@ def _sse_events(
     if not isinstance(chunk, dict):
         return
     if chunk.get("error"):
-        raise provider_errors.error_for_stream_event(chunk["error"], provider=provider)
+        raise provider_errors.error_for_stream_event(chunk["error"], provider=provider, secrets=state.secrets)
     yield from _chunk_events(chunk, state, quirks)
 
 

@@ -119,14 +119,15 @@ def request_body(call: ModelCall, model_name: str, options: AnthropicOptions) ->
             for tool in call.tools
         ]
         body["tool_choice"] = _wire_tool_choice(call)
-    if generation.temperature is not None:
-        body["temperature"] = generation.temperature
-    if generation.top_p is not None:
-        body["top_p"] = generation.top_p
     if generation.stop:
         body["stop_sequences"] = list(generation.stop)
-    if options.extra_body:
-        body["extra_body"] = dict(options.extra_body)
+    # The SDK's `create` no longer takes temperature/top_p as arguments, while the Messages API still
+    # accepts them (and answers 400 for a model that does not): they travel in the extra body.
+    sampling = {"temperature": generation.temperature, "top_p": generation.top_p}
+    extra_body = {key: value for key, value in sampling.items() if value is not None}
+    extra_body.update(options.extra_body)
+    if extra_body:
+        body["extra_body"] = extra_body
     return body
 
 

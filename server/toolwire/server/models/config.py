@@ -100,6 +100,10 @@ def load(path: Path | None, environment: Mapping[str, str]) -> ModelsConfig:
             document = tomllib.loads(path.read_text(encoding="utf-8"))
         except OSError as error:
             raise ConfigError(f"cannot read the config file {path}: {error.strerror}") from None
+        except UnicodeDecodeError as error:
+            raise ConfigError(
+                f"{path}: not UTF-8 (byte {error.start}); TOML files must be saved as UTF-8"
+            ) from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: not valid TOML: {error}") from None
     return parse(document, environment, source=str(path or "the environment"))
@@ -153,7 +157,7 @@ def _provider(
         anthropic=AnthropicOptions(
             default_max_tokens=value("max_tokens", int, AnthropicOptions().default_max_tokens),
             extra_body=value("extra_body", dict, {}),
-            extra_headers=value("extra_headers", dict, {}),
+            extra_headers=_string_table(table, "extra_headers", source, where),
         ),
     )
 
@@ -184,7 +188,7 @@ def _quirks(table: Mapping[str, Any], source: str, where: str) -> OpenAIQuirks:
         quirks,
         **overrides,
         extra_body=_get(table, "extra_body", dict, source, where, {}),
-        extra_headers=_get(table, "extra_headers", dict, source, where, {}),
+        extra_headers=_string_table(table, "extra_headers", source, where),
     )
 
 
@@ -215,10 +219,31 @@ def _retry(table: Mapping[str, Any], source: str) -> RetryPolicy:
     names = tuple(item.name for item in fields(RetryPolicy))
     _only_keys(table, names, source, "retry.")
     policy = RetryPolicy()
-    values = {name: _get(table, name, (int, float), source, "retry", getattr(policy, name)) for name in names}
-    if int(values["max_attempts"]) < 1 or any(value < 0 for value in values.values()):
-        raise ConfigError(f"{source}: retry values must not be negative and max_attempts must be at least 1")
-    return RetryPolicy(**{**values, "max_attempts": int(values["max_attempts"])})
+    values = {
+        name: _get(
+            table,
+            name,
+            int if name == "max_attempts" else (int, float),
+            source,
+            "retry",
+            getattr(policy, name),
+        )
+        for name in names
+    }
+    if values["max_attempts"] < 1:
+        raise ConfigError(f"{source}: retry.max_attempts must be at least 1 (got {values['max_attempts']})")
+    for name, value in values.items():
+        if value < 0:
+            raise ConfigError(f"{source}: retry.{name} must not be negative (got {value})")
+    return RetryPolicy(**values)
+
+
+def _string_table(table: Mapping[str, Any], key: str, source: str, where: str) -> dict[str, str]:
+    values: dict[str, Any] = _get(table, key, dict, source, where, {})
+    for name, value in values.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {where}.{key}.{name} must be a string (got {value!r})")
+    return values
 
 
 def _table(document: Mapping[str, Any], key: str, source: str, prefix: str) -> dict[str, Any]:

@@ -5,16 +5,22 @@ SHELL := /bin/bash
 VENV      := .venv
 PYTHON    := $(VENV)/bin/python
 BUF       := tools/node_modules/.bin/buf
+GOTOOLS   := tools/bin/.installed
 LISTEN    ?= 127.0.0.1:50051
 STAMP     := $(VENV)/.installed
-GENERATED := clients/python/src/toolwire/v1
+TS_STAMP  := clients/typescript/node_modules/.installed
+# Where `make proto` writes, one folder per language (checked by `make check-generated`).
+GENERATED := clients/python/src/toolwire/v1 clients/go/toolwire/v1 clients/typescript/src/gen
+# The Go and TypeScript suites start this server themselves, on a free port.
+export TOOLWIRE_BIN     := $(CURDIR)/$(VENV)/bin/toolwire
+export TOOLWIRE_SCRIPTS := $(CURDIR)/tests/scripts
 
-.PHONY: help setup run demo test test-python lint proto check-generated coverage clean
+.PHONY: help setup run demo demo-go demo-typescript test test-python test-go test-typescript lint proto check-generated clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
 
-setup: $(STAMP) $(BUF) ## Create .venv with the server, the Python client and the dev tools; install buf
+setup: $(STAMP) $(BUF) $(GOTOOLS) ## Create .venv (server, Python client, dev tools); install buf, the generators, grpcurl, grpc-health-probe
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	@command -v python3 >/dev/null || { apt-get update && apt-get install -y python3; }
@@ -28,33 +34,60 @@ $(BUF): tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The tools pinned in tools/go.mod (`tool` directives): protoc-gen-go(-grpc), grpcurl, grpc-health-probe.
+$(GOTOOLS): tools/go.mod tools/go.sum
+	@command -v go >/dev/null || { apt-get update && apt-get install -y golang-go; }
+	cd tools && GOBIN=$(CURDIR)/tools/bin go install tool
+	@touch $@
+
+$(TS_STAMP): clients/typescript/package.json clients/typescript/package-lock.json
+	@command -v npm >/dev/null || { apt-get update && apt-get install -y nodejs npm; }
+	cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 run: $(STAMP) ## Start the server with the built-in scripted models (LISTEN=127.0.0.1:50051)
 	@echo "toolwire: try  grpcurl -plaintext $(LISTEN) list   or   make demo   (Ctrl-C stops)"
 	$(VENV)/bin/toolwire serve --listen $(LISTEN)
 
-demo: $(STAMP) ## Run the weather example end to end against a fresh server
-	$(PYTHON) examples/python/weather/run_demo.py
+demo: $(STAMP) ## Run the Python weather example against a fresh server
+	$(PYTHON) examples/with_server.py $(PYTHON) examples/python/weather/weather.py
 
-test: setup lint check-generated test-python ## Every check and every test suite
+demo-go: $(STAMP) ## Run the Go weather example against a fresh server
+	cd examples/go/weather && $(CURDIR)/$(PYTHON) $(CURDIR)/examples/with_server.py go run .
+
+demo-typescript: $(STAMP) ## Run the TypeScript weather example against a fresh server
+	cd examples/typescript/weather && $(CURDIR)/$(PYTHON) $(CURDIR)/examples/with_server.py npm start
+
+test: setup lint check-generated test-python test-go test-typescript ## Every check and every test suite, all languages
 
 test-python: $(STAMP) ## The Python suites (server and client), with the server coverage gate
 	$(VENV)/bin/pytest --cov --cov-report=term
 
-lint: $(STAMP) $(BUF) ## ruff, mypy and buf lint
+test-go: $(STAMP) ## The Go client: go vet, then its tests with the race detector against a real server
+	cd clients/go && go vet ./... && go test -race -count=1 ./...
+
+test-typescript: $(STAMP) $(TS_STAMP) ## The TypeScript client: tsc --strict, then its tests against a real server
+	cd clients/typescript && npm test
+
+lint: $(STAMP) $(BUF) ## ruff, mypy, buf lint, and buf breaking against main's proto
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(BUF) lint
+	@if git rev-parse --verify --quiet main >/dev/null; then \
+	  $(BUF) breaking --against '.git#branch=main,subdir=proto' && echo "buf breaking: no breaking change against main"; \
+	else echo "buf breaking: no local main branch to compare with"; fi
 
-proto: $(STAMP) $(BUF) ## Regenerate the code from proto/ (buf.gen.yaml)
+proto: $(STAMP) $(BUF) $(GOTOOLS) ## Regenerate the Python, Go and TypeScript code from proto/ (buf.gen.yaml)
 	$(BUF) generate
 
-check-generated: $(STAMP) $(BUF) ## Fail if the committed generated code is stale
-	@tmp=$$(mktemp -d) && $(BUF) generate --output $$tmp && \
-	  if diff -r $$tmp/$(GENERATED) $(GENERATED) -x __pycache__ >/dev/null; then \
-	    echo "generated code is up to date"; rm -rf $$tmp; \
-	  else diff -r $$tmp/$(GENERATED) $(GENERATED) -x __pycache__ | head -20; rm -rf $$tmp; \
-	    echo "generated code is stale: run 'make proto' and commit the result"; exit 1; fi
+check-generated: $(STAMP) $(BUF) $(GOTOOLS) ## Fail if the committed generated code is stale
+	@tmp=$$(mktemp -d) && $(BUF) generate --output $$tmp && stale=0 && \
+	  for folder in $(GENERATED); do \
+	    diff -r $$tmp/$$folder $$folder -x __pycache__ >/dev/null || { diff -r $$tmp/$$folder $$folder -x __pycache__ | head -20; stale=1; }; \
+	  done; rm -rf $$tmp; \
+	  if [ $$stale = 0 ]; then echo "generated code is up to date"; \
+	  else echo "generated code is stale: run 'make proto' and commit the result"; exit 1; fi
 
 clean: ## Remove the virtualenv, tool installs and caches
-	rm -rf $(VENV) tools/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .hypothesis
+	rm -rf $(VENV) tools/node_modules tools/bin clients/typescript/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .hypothesis

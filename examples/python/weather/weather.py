@@ -1,12 +1,15 @@
 """The get-weather example: stream an answer, run the model's tool call locally, print the summary.
 
-python examples/python/weather/weather.py [--target 127.0.0.1:50051] [--model scripted/weather]
+python examples/python/weather/weather.py [--target HOST:PORT] [--model scripted/weather]
+
+The target defaults to $TOOLWIRE_TARGET, else 127.0.0.1:50051 (where `make run` listens).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 
 from toolwire.client import Client, Finish, TextDelta, ToolRequest, ToolResultSent, tool
 
@@ -42,7 +45,7 @@ async def main(target: str, model: str) -> Finish:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="127.0.0.1:50051")
+    parser.add_argument("--target", default=os.environ.get("TOOLWIRE_TARGET", "127.0.0.1:50051"))
     parser.add_argument("--model", default="scripted/weather")
     arguments = parser.parse_args()
     asyncio.run(main(arguments.target, arguments.model))

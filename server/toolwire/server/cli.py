@@ -74,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="TOML file of providers, aliases and retries (default: $TOOLWIRE_CONFIG, else none)",
     )
-    serve_parser.add_argument("--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serve_parser.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
     return parser  # fmt: skip
 
 

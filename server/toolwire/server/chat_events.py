@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from toolwire.server.conversation import Message
 from toolwire.server.events import Usage
@@ -43,6 +44,8 @@ class ToolRequestOut:
     name: str
     arguments_json: str
     round: int
+    trace_context: Mapping[str, str] = field(default_factory=dict)
+    """W3C trace context of the server's span for this call; empty when not tracing."""
 
 
 @dataclass(slots=True, frozen=True)

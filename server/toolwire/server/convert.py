@@ -166,10 +166,14 @@ def event_to_proto(event: events.ChatEvent) -> pb.ChatResponse:
     match event:
         case events.TextOut(text, model_round):
             return pb.ChatResponse(text_delta=pb.TextDelta(text=text, round=model_round))
-        case events.ToolRequestOut(tool_call_id, name, arguments_json, model_round):
+        case events.ToolRequestOut(tool_call_id, name, arguments_json, model_round, trace_context):
             return pb.ChatResponse(
                 tool_request=pb.ToolRequest(
-                    tool_call_id=tool_call_id, name=name, arguments_json=arguments_json, round=model_round
+                    tool_call_id=tool_call_id,
+                    name=name,
+                    arguments_json=arguments_json,
+                    round=model_round,
+                    trace_context=trace_context,
                 )
             )
         case events.ToolArgumentsOut(tool_call_id, name, delta, model_round):

@@ -1095,7 +1095,11 @@ type ToolRequest struct {
 	// The arguments: always a complete JSON object that validates against the tool's schema.
 	ArgumentsJson string `protobuf:"bytes,3,opt,name=arguments_json,json=argumentsJson,proto3" json:"arguments_json,omitempty"`
 	// The model call (1-based) that made the call.
-	Round         int32 `protobuf:"varint,4,opt,name=round,proto3" json:"round,omitempty"`
+	Round int32 `protobuf:"varint,4,opt,name=round,proto3" json:"round,omitempty"`
+	// W3C trace context of the server's span for this tool call (`traceparent`, and `tracestate`
+	// when there is one), empty when the server does not trace. A client that opens a span for
+	// running the tool makes it a child of this one, so the tool shows up inside the chat's trace.
+	TraceContext  map[string]string `protobuf:"bytes,5,rep,name=trace_context,json=traceContext,proto3" json:"trace_context,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1156,6 +1160,13 @@ func (x *ToolRequest) GetRound() int32 {
 		return x.Round
 	}
 	return 0
+}
+
+func (x *ToolRequest) GetTraceContext() map[string]string {
+	if x != nil {
+		return x.TraceContext
+	}
+	return nil
 }
 
 // ToolArgumentsDelta is a piece of a tool call's arguments, streamed before the call is complete.
@@ -1824,13 +1835,17 @@ const file_toolwire_v1_chat_proto_rawDesc = "" +
 	"\x05model\x18\x02 \x01(\tR\x05model\"5\n" +
 	"\tTextDelta\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x14\n" +
-	"\x05round\x18\x02 \x01(\x05R\x05round\"\x80\x01\n" +
+	"\x05round\x18\x02 \x01(\x05R\x05round\"\x92\x02\n" +
 	"\vToolRequest\x12 \n" +
 	"\ftool_call_id\x18\x01 \x01(\tR\n" +
 	"toolCallId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12%\n" +
 	"\x0earguments_json\x18\x03 \x01(\tR\rargumentsJson\x12\x14\n" +
-	"\x05round\x18\x04 \x01(\x05R\x05round\"\x89\x01\n" +
+	"\x05round\x18\x04 \x01(\x05R\x05round\x12O\n" +
+	"\rtrace_context\x18\x05 \x03(\v2*.toolwire.v1.ToolRequest.TraceContextEntryR\ftraceContext\x1a?\n" +
+	"\x11TraceContextEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x01\n" +
 	"\x12ToolArgumentsDelta\x12 \n" +
 	"\ftool_call_id\x18\x01 \x01(\tR\n" +
 	"toolCallId\x12\x12\n" +
@@ -1912,7 +1927,7 @@ func file_toolwire_v1_chat_proto_rawDescGZIP() []byte {
 }
 
 var file_toolwire_v1_chat_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_toolwire_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_toolwire_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_toolwire_v1_chat_proto_goTypes = []any{
 	(Role)(0),                   // 0: toolwire.v1.Role
 	(ToolChoiceMode)(0),         // 1: toolwire.v1.ToolChoiceMode
@@ -1937,7 +1952,8 @@ var file_toolwire_v1_chat_proto_goTypes = []any{
 	(*ListModelsRequest)(nil),   // 20: toolwire.v1.ListModelsRequest
 	(*ListModelsResponse)(nil),  // 21: toolwire.v1.ListModelsResponse
 	(*ModelInfo)(nil),           // 22: toolwire.v1.ModelInfo
-	(*durationpb.Duration)(nil), // 23: google.protobuf.Duration
+	nil,                         // 23: toolwire.v1.ToolRequest.TraceContextEntry
+	(*durationpb.Duration)(nil), // 24: google.protobuf.Duration
 }
 var file_toolwire_v1_chat_proto_depIdxs = []int32{
 	4,  // 0: toolwire.v1.ChatRequest.start:type_name -> toolwire.v1.ChatStart
@@ -1945,7 +1961,7 @@ var file_toolwire_v1_chat_proto_depIdxs = []int32{
 	5,  // 2: toolwire.v1.ChatStart.messages:type_name -> toolwire.v1.Message
 	6,  // 3: toolwire.v1.ChatStart.tools:type_name -> toolwire.v1.ToolDefinition
 	8,  // 4: toolwire.v1.ChatStart.tool_choice:type_name -> toolwire.v1.ToolChoice
-	23, // 5: toolwire.v1.ChatStart.tool_timeout:type_name -> google.protobuf.Duration
+	24, // 5: toolwire.v1.ChatStart.tool_timeout:type_name -> google.protobuf.Duration
 	0,  // 6: toolwire.v1.Message.role:type_name -> toolwire.v1.Role
 	7,  // 7: toolwire.v1.Message.tool_calls:type_name -> toolwire.v1.ToolCall
 	1,  // 8: toolwire.v1.ToolChoice.mode:type_name -> toolwire.v1.ToolChoiceMode
@@ -1957,21 +1973,22 @@ var file_toolwire_v1_chat_proto_depIdxs = []int32{
 	16, // 14: toolwire.v1.ChatResponse.tool_call_rejected:type_name -> toolwire.v1.ToolCallRejected
 	18, // 15: toolwire.v1.ChatResponse.usage:type_name -> toolwire.v1.UsageUpdate
 	11, // 16: toolwire.v1.ChatResponse.started:type_name -> toolwire.v1.ChatStarted
-	17, // 17: toolwire.v1.UsageUpdate.usage:type_name -> toolwire.v1.Usage
-	2,  // 18: toolwire.v1.ChatFinish.reason:type_name -> toolwire.v1.FinishReason
-	17, // 19: toolwire.v1.ChatFinish.usage:type_name -> toolwire.v1.Usage
-	23, // 20: toolwire.v1.ChatFinish.duration:type_name -> google.protobuf.Duration
-	5,  // 21: toolwire.v1.ChatFinish.messages:type_name -> toolwire.v1.Message
-	22, // 22: toolwire.v1.ListModelsResponse.models:type_name -> toolwire.v1.ModelInfo
-	3,  // 23: toolwire.v1.ChatService.Chat:input_type -> toolwire.v1.ChatRequest
-	20, // 24: toolwire.v1.ChatService.ListModels:input_type -> toolwire.v1.ListModelsRequest
-	10, // 25: toolwire.v1.ChatService.Chat:output_type -> toolwire.v1.ChatResponse
-	21, // 26: toolwire.v1.ChatService.ListModels:output_type -> toolwire.v1.ListModelsResponse
-	25, // [25:27] is the sub-list for method output_type
-	23, // [23:25] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	23, // 17: toolwire.v1.ToolRequest.trace_context:type_name -> toolwire.v1.ToolRequest.TraceContextEntry
+	17, // 18: toolwire.v1.UsageUpdate.usage:type_name -> toolwire.v1.Usage
+	2,  // 19: toolwire.v1.ChatFinish.reason:type_name -> toolwire.v1.FinishReason
+	17, // 20: toolwire.v1.ChatFinish.usage:type_name -> toolwire.v1.Usage
+	24, // 21: toolwire.v1.ChatFinish.duration:type_name -> google.protobuf.Duration
+	5,  // 22: toolwire.v1.ChatFinish.messages:type_name -> toolwire.v1.Message
+	22, // 23: toolwire.v1.ListModelsResponse.models:type_name -> toolwire.v1.ModelInfo
+	3,  // 24: toolwire.v1.ChatService.Chat:input_type -> toolwire.v1.ChatRequest
+	20, // 25: toolwire.v1.ChatService.ListModels:input_type -> toolwire.v1.ListModelsRequest
+	10, // 26: toolwire.v1.ChatService.Chat:output_type -> toolwire.v1.ChatResponse
+	21, // 27: toolwire.v1.ChatService.ListModels:output_type -> toolwire.v1.ListModelsResponse
+	26, // [26:28] is the sub-list for method output_type
+	24, // [24:26] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_toolwire_v1_chat_proto_init() }
@@ -2001,7 +2018,7 @@ func file_toolwire_v1_chat_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_toolwire_v1_chat_proto_rawDesc), len(file_toolwire_v1_chat_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -176,16 +176,25 @@ class TextDelta(_message.Message):
     def __init__(self, text: _Optional[str] = ..., round: _Optional[int] = ...) -> None: ...
 
 class ToolRequest(_message.Message):
-    __slots__ = ("tool_call_id", "name", "arguments_json", "round")
+    __slots__ = ("tool_call_id", "name", "arguments_json", "round", "trace_context")
+    class TraceContextEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     TOOL_CALL_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ARGUMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
+    TRACE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     tool_call_id: str
     name: str
     arguments_json: str
     round: int
-    def __init__(self, tool_call_id: _Optional[str] = ..., name: _Optional[str] = ..., arguments_json: _Optional[str] = ..., round: _Optional[int] = ...) -> None: ...
+    trace_context: _containers.ScalarMap[str, str]
+    def __init__(self, tool_call_id: _Optional[str] = ..., name: _Optional[str] = ..., arguments_json: _Optional[str] = ..., round: _Optional[int] = ..., trace_context: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ToolArgumentsDelta(_message.Message):
     __slots__ = ("tool_call_id", "name", "arguments_delta", "round")

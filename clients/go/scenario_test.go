@@ -393,6 +393,10 @@ func TestScenarios(t *testing.T) {
 		}
 	})
 
+	t.Run("breaking_out_early_leaks_no_goroutine", func(t *testing.T) {
+		breakingOutEarlyLeaksNoGoroutine(t, client)
+	})
+
 	t.Run("fifty_concurrent_chats", func(t *testing.T) {
 		var chats sync.WaitGroup
 		failures := make(chan error, 50)

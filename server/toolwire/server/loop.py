@@ -36,6 +36,7 @@ from toolwire.server.events import (
 )
 from toolwire.server.models.base import Model
 from toolwire.server.pending import Abandoned, PendingCalls
+from toolwire.server.telemetry import NO_TELEMETRY, ChatTelemetry, ChatTrace
 from toolwire.server.tools import ToolBox
 
 Send = Callable[[ChatEvent], Awaitable[None]]
@@ -73,11 +74,20 @@ class _Turn:
 class ChatLoop:
     """Runs one chat from its request to its `ChatFinished` event."""
 
-    def __init__(self, request: ChatRequest, model: Model, pending: PendingCalls, send: Send) -> None:
+    def __init__(
+        self,
+        request: ChatRequest,
+        model: Model,
+        pending: PendingCalls,
+        send: Send,
+        telemetry: ChatTelemetry = NO_TELEMETRY,
+    ) -> None:
         self._request = request
         self._model = model
         self._pending = pending
         self._send = send
+        self._telemetry = telemetry
+        self._trace: ChatTrace
         self._toolbox = ToolBox(request.tools)
         self._taken_ids: set[str] = {
             call.tool_call_id for message in request.messages for call in message.tool_calls
@@ -88,6 +98,18 @@ class ChatLoop:
 
     async def run(self) -> ChatFinished:
         """Runs the chat; every event but the last is sent as it happens, the last is returned too."""
+        with self._telemetry.chat(self._request, self._model.model_id) as chat_trace:
+            self._trace = chat_trace
+            self._pending.on_settled = chat_trace.tool_settled
+            try:
+                finished = await self._run()
+            finally:
+                chat_trace.close()
+            chat_trace.finished(finished)
+        await self._send(finished)
+        return finished
+
+    async def _run(self) -> ChatFinished:
         started = time.monotonic()
         history = list(self._request.messages)
         appended: list[Message] = []
@@ -109,7 +131,7 @@ class ChatLoop:
             history.extend(round_messages)
             appended.extend(round_messages)
             tool_rounds += 1
-        finished = ChatFinished(
+        return ChatFinished(
             reason=reason,
             text=turn.text,
             tools_called=tuple(self._tools_called),
@@ -120,8 +142,6 @@ class ChatLoop:
             messages=tuple(appended),
             model=self._model.model_id,
         )
-        await self._send(finished)
-        return finished
 
     async def _model_turn(self, model_round: int, history: list[Message], may_call_tools: bool) -> _Turn:
         """Streams one model call, relaying text and dispatching each tool call once it is complete."""
@@ -129,13 +149,17 @@ class ChatLoop:
         assembler = ToolCallAssembler(self._taken_ids)
         call = ModelCall(tuple(history), self._request.tools, self._request.options, model_round)
         send = self._send
-        async with contextlib.aclosing(self._model.stream(call)) as events:
+        async with contextlib.AsyncExitStack() as stack:
+            observed = stack.enter_context(self._trace.model_call(model_round, history))
+            events = await stack.enter_async_context(contextlib.aclosing(self._model.stream(call)))
             async for event in events:
                 if isinstance(event, TextDelta):
+                    observed.chunk()
                     self._chunks_received += 1
                     turn.text_parts.append(event.text)
                     await send(TextOut(event.text, model_round))
                 elif isinstance(event, ToolCallFragment):
+                    observed.chunk()
                     self._chunks_received += 1
                     progress = assembler.add(event)
                     for completed in progress.completed:
@@ -159,8 +183,9 @@ class ChatLoop:
                     turn.stop_reason = event.reason
                     for completed in assembler.flush():  # dispatch now, not when the stream closes
                         await self._settle(completed, model_round, turn, may_call_tools)
-        for completed in assembler.flush():
-            await self._settle(completed, model_round, turn, may_call_tools)
+            for completed in assembler.flush():
+                await self._settle(completed, model_round, turn, may_call_tools)
+            observed.ended(turn.stop_reason, turn.usage, turn.text)
         self._usages.append(turn.usage)
         if turn.usage is not None:
             await send(UsageOut(model_round, turn.usage))
@@ -187,7 +212,10 @@ class ChatLoop:
             return
         self._pending.issue(call.tool_call_id, call.name)
         self._tools_called.append(call.name)
-        await self._send(ToolRequestOut(call.tool_call_id, call.name, verdict.arguments_json, model_round))
+        trace_context = self._trace.tool_dispatched(call.tool_call_id, call.name)
+        await self._send(
+            ToolRequestOut(call.tool_call_id, call.name, verdict.arguments_json, model_round, trace_context)
+        )
 
     async def _tool_round(self, model_round: int, turn: _Turn) -> list[Message]:
         """Waits for every dispatched call of the turn; returns the assistant turn and its tool results."""

@@ -10,13 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from toolwire.server.conversation import ToolResult
 from toolwire.server.errors import FailedPrecondition, InvalidRequest, LimitExceeded
 
 log = logging.getLogger(__name__)
+
+Settled = Callable[[str, ToolResult | None, str | None], None]
+"""Told when a call is settled: (tool_call_id, its result, or None and the reason it got none)."""
+
+
+def _ignore(tool_call_id: str, result: ToolResult | None, reason: str | None) -> None:
+    """The default `Settled` observer."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -44,6 +51,8 @@ class PendingCalls:
         self._answered: set[str] = set()
         self._abandoned: set[str] = set()
         self._input_closed = False
+        self.on_settled: Settled = _ignore
+        """Told when each call gets its result or is given up (for tracing tool latency)."""
 
     def issue(self, tool_call_id: str, name: str) -> None:
         """Starts waiting for a call that is about to be sent to the client."""
@@ -66,6 +75,7 @@ class PendingCalls:
         waiting = self._waiting.get(result.tool_call_id)
         if waiting is not None and not waiting.future.done():
             waiting.future.set_result(result)
+            self.on_settled(result.tool_call_id, result, None)
             return
         if result.tool_call_id in self._abandoned:
             log.info("ignoring a late result for abandoned tool call %s", result.tool_call_id)
@@ -84,13 +94,13 @@ class PendingCalls:
         self._input_closed = True
         for tool_call_id, waiting in self._waiting.items():
             if not waiting.future.done():
-                waiting.future.set_exception(
-                    FailedPrecondition(
-                        f"the client closed its side of the stream while tool call {tool_call_id!r} "
-                        f"({waiting.name}) was waiting for its result: keep the request stream open "
-                        "until ChatFinish"
-                    )
+                error = FailedPrecondition(
+                    f"the client closed its side of the stream while tool call {tool_call_id!r} "
+                    f"({waiting.name}) was waiting for its result: keep the request stream open "
+                    "until ChatFinish"
                 )
+                waiting.future.set_exception(error)
+                self.on_settled(tool_call_id, None, error.message)
 
     async def collect(self, tool_call_ids: Sequence[str]) -> list[ToolResult | Abandoned]:
         """Waits for each call's result until its own deadline; returns them in the given order."""
@@ -111,8 +121,10 @@ class PendingCalls:
         waiting = self._waiting.pop(tool_call_id)
         waiting.future.cancel()
         self._abandoned.add(tool_call_id)
-        return Abandoned(
+        abandoned = Abandoned(
             tool_call_id,
             f"the client did not answer tool call {tool_call_id!r} ({waiting.name}) within "
             f"{self._timeout_seconds:g} s",
         )
+        self.on_settled(tool_call_id, None, abandoned.reason)
+        return abandoned

@@ -20,6 +20,7 @@ from toolwire.server.loop import ChatLoop
 from toolwire.server.models.registry import ModelRegistry
 from toolwire.server.pending import PendingCalls
 from toolwire.server.settings import ServerSettings
+from toolwire.server.telemetry import NO_TELEMETRY, ChatTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,12 @@ class ChatStream(Protocol):
 class ChatSessions:
     """Runs chats against the configured models."""
 
-    def __init__(self, registry: ModelRegistry, settings: ServerSettings) -> None:
+    def __init__(
+        self, registry: ModelRegistry, settings: ServerSettings, telemetry: ChatTelemetry = NO_TELEMETRY
+    ) -> None:
         self._registry = registry
         self._settings = settings
+        self._telemetry = telemetry
 
     async def run(self, stream: ChatStream) -> ChatFinished:
         """Runs one chat to its end; raises ToolwireError for anything that ends it otherwise.
@@ -79,7 +83,7 @@ class ChatSessions:
         model = self._registry.resolve(first.model)
         limits = self._settings.limits
         pending = PendingCalls(first.tool_timeout_seconds, limits.max_tool_result_bytes)
-        loop = ChatLoop(first, model, pending, stream.send)
+        loop = ChatLoop(first, model, pending, stream.send, self._telemetry)
         await stream.send(ChatStarted(chat_id, model.model_id))
         try:
             async with asyncio.TaskGroup() as group:

@@ -56,6 +56,9 @@ type ToolRequest struct {
 	Arguments json.RawMessage
 	// Round is the model call (1-based) that made the call.
 	Round int
+	// TraceContext is the W3C trace context (traceparent, tracestate) of the server's span for
+	// this call; empty when the server does not trace. Make a tool's span its child.
+	TraceContext map[string]string
 }
 
 // ToolResultSent says a tool with a Func ran and its result was sent to the server.
@@ -247,5 +250,5 @@ func toolRequestFromProto(request *toolwirev1.ToolRequest) (*ToolRequest, error)
 		return nil, fmt.Errorf("toolwire: the server sent tool call %q (%s) with arguments that are not a JSON object: %.200s",
 			request.GetToolCallId(), request.GetName(), request.GetArgumentsJson())
 	}
-	return &ToolRequest{ToolCallID: request.GetToolCallId(), Name: request.GetName(), Arguments: arguments, Round: int(request.GetRound())}, nil
+	return &ToolRequest{ToolCallID: request.GetToolCallId(), Name: request.GetName(), Arguments: arguments, Round: int(request.GetRound()), TraceContext: request.GetTraceContext()}, nil
 }

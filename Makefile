@@ -65,9 +65,11 @@ test-python: $(STAMP) ## The Python suites (server and client), with the server 
 
 test-go: $(STAMP) ## The Go client: go vet, then its tests with the race detector against a real server
 	cd clients/go && go vet ./... && go test -race -count=1 ./...
+	cd examples/go/weather && go vet ./... && go test -race -count=1 ./...
 
 test-typescript: $(STAMP) $(TS_STAMP) ## The TypeScript client: tsc --strict, then its tests against a real server
 	cd clients/typescript && npm test
+	cd examples/typescript/weather && npm test
 
 lint: $(STAMP) $(BUF) ## ruff, mypy, buf lint, and buf breaking against main's proto
 	$(VENV)/bin/ruff check .

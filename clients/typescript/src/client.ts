@@ -4,7 +4,9 @@
  * @module
  */
 import { type Client as ConnectClient, createClient as createConnectClient, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+
+import { Connection } from "./connection.js";
 
 import { Code, ToolwireError } from "./errors.js";
 import type { ChatEvent, FinishEvent } from "./events.js";
@@ -37,7 +39,7 @@ export interface ModelInfo {
  */
 export class Client {
   readonly #service: ConnectClient<typeof ChatService>;
-  readonly #sessions: Http2SessionManager | undefined;
+  readonly #connection: Connection | undefined;
   #closed = false;
 
   /** Connects to `target` (default 127.0.0.1:50051, where `make run` listens). */
@@ -45,19 +47,19 @@ export class Client {
     let transport = options.transport;
     if (transport === undefined) {
       const baseUrl = `http://${target}`;
-      this.#sessions = new Http2SessionManager(baseUrl);
-      transport = createGrpcTransport({ baseUrl, sessionManager: this.#sessions });
+      this.#connection = new Connection(baseUrl);
+      transport = createGrpcTransport({ baseUrl, sessionManager: this.#connection });
     }
     this.#service = createConnectClient(ChatService, transport);
   }
 
   /**
-   * Closes the connection the client opened (not a `transport` passed in); calls in flight fail
-   * and later calls throw an Error. Idempotent.
+   * Closes the connection the client opened (not a `transport` passed in) once the calls in
+   * flight have ended; later calls throw an Error. Idempotent.
    */
   close(): void {
     this.#closed = true;
-    this.#sessions?.abort();
+    this.#connection?.close();
   }
 
   /** The models the server can serve, sorted by id. Rejects with `ToolwireError`, or `signal.reason`. */

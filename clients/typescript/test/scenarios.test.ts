@@ -256,10 +256,17 @@ test("an_aborted_signal_rejects_before_the_chat_opens", async () => {
   await assert.rejects(client.listModels({ signal: aborted }), (error) => error instanceof Error && error.name === "AbortError");
 });
 
-test("a_closed_client_refuses_new_calls", async () => {
+test("a_closed_client_finishes_its_chats_and_refuses_new_calls", async () => {
   const closed = new Client(server.target);
-  assert.equal((await closed.run({ model: "scripted/echo", prompt: "once" })).text, "once");
-  closed.close();
+  let finish: FinishEvent | undefined;
+  for await (const event of closed.chat({ model: "scripted/weather", prompt: "hi", tools: TOOLS })) {
+    if (event.type === "started") {
+      closed.close(); // the chat in flight still finishes
+    } else if (event.type === "finish") {
+      finish = event;
+    }
+  }
+  assert.deepEqual([finish?.reason, finish?.toolsCalled], ["stop", ["get_weather"]]);
   await assert.rejects(closed.listModels(), /this Client is closed/);
   assert.throws(() => closed.chat({ model: "scripted/echo", prompt: "twice" }), /this Client is closed/);
 });

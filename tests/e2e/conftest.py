@@ -29,13 +29,16 @@ class ServerProcess:
         return self.log.read()
 
 
-def start_server(*extra: str, environment: dict[str, str] | None = None) -> ServerProcess:
-    """Starts `toolwire serve` on port 0 and reads the port it announces; `environment` is added to
-    this process's environment (without the provider keys of the machine running the tests)."""
+def start_server(
+    *extra: str, environment: dict[str, str] | None = None, listen: str = "127.0.0.1:0"
+) -> ServerProcess:
+    """Starts `toolwire serve` on `listen` (a free loopback port by default) and reads the address it
+    announces; `environment` is added to this process's environment (without the provider keys of
+    the machine running the tests)."""
     # A file, not a pipe: a chatty server must never block on its log. Closed by stop_server.
     log = tempfile.TemporaryFile("w+")  # noqa: SIM115
     process = subprocess.Popen(
-        [str(TOOLWIRE), "serve", "--listen", "127.0.0.1:0", "--scripts", str(SCRIPTS), *extra],
+        [str(TOOLWIRE), "serve", "--listen", listen, "--scripts", str(SCRIPTS), *extra],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,

@@ -7,17 +7,21 @@ import logging
 import os
 import signal
 from collections.abc import Mapping
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
+from toolwire.server.addresses import parse_address
 from toolwire.server.models import config
 from toolwire.server.models.registry import ModelRegistry
 from toolwire.server.models.remote import RemoteProvider
 from toolwire.server.models.scripted import ScriptedProvider, load_scripts
 from toolwire.server.servicer import ChatServicer
 from toolwire.server.settings import ServerSettings
+from toolwire.server.telemetry_setup import TelemetrySetup, telemetry_from_environment
 from toolwire.v1 import chat_pb2, chat_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -37,21 +41,38 @@ def default_registry(settings: ServerSettings, environment: Mapping[str, str] | 
     )
 
 
+def _tracing_interceptors(telemetry: TelemetrySetup) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
+    """The gRPC server spans (parents of the chat spans), when traces are exported."""
+    if telemetry.tracer_provider is None:
+        return []
+    interceptor: grpc.aio.ServerInterceptor[Any, Any] = aio_server_interceptor(  # type: ignore[no-untyped-call]
+        tracer_provider=telemetry.tracer_provider
+    )
+    return [interceptor]
+
+
 class Server:
     """A running toolwire server."""
 
-    def __init__(self, settings: ServerSettings, registry: ModelRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        registry: ModelRegistry | None = None,
+        telemetry: TelemetrySetup | None = None,
+    ) -> None:
         self.settings = settings
+        self.telemetry = telemetry or telemetry_from_environment(os.environ)
         self.registry = registry or default_registry(settings)
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         limits = settings.limits
         self._server = grpc.aio.server(
+            interceptors=_tracing_interceptors(self.telemetry),
             options=[
                 ("grpc.max_receive_message_length", limits.max_request_bytes),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
-        servicer = ChatServicer(self.registry, settings)
+        servicer = ChatServicer(self.registry, settings, self.telemetry.telemetry)
         chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, self._server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
@@ -88,6 +109,7 @@ class Server:
         for provider in self.registry.providers:
             if isinstance(provider, RemoteProvider):
                 await provider.close()
+        await asyncio.to_thread(self.telemetry.shutdown)  # flushes spans and metrics still buffered
 
     async def wait(self) -> None:
         """Waits until the server stops."""
@@ -102,9 +124,8 @@ async def serve(settings: ServerSettings, announce: bool = True) -> None:
         loop.add_signal_handler(signal_number, stopping.set)
     server = Server(settings)
     await server.start()
-    host = settings.listen.rsplit(":", 1)[0]
     if announce:
-        print(f"toolwire listening on {host}:{server.port}", flush=True)
+        print(f"toolwire listening on {parse_address(settings.listen).grpc_target(server.port)}", flush=True)
     await stopping.wait()
     log.info("stopping")
     await server.stop()

@@ -11,10 +11,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from toolwire.server.app import serve
-from toolwire.server.models.config import ConfigError
-from toolwire.server.models.scripted import ScriptError
+from toolwire.server.addresses import AddressError
+from toolwire.server.probe import Probe
+from toolwire.server.probe import main as probe_main
 from toolwire.server.settings import Limits, ServerSettings
+from toolwire.server.tls import TlsError
 
 QUIET_LIBRARIES = ("openai", "anthropic", "httpx2", "httpcore2")
 """Libraries whose INFO/DEBUG logs are held back even at --log-level DEBUG: they log every request,
@@ -77,7 +78,63 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser.add_argument(
         "--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
+    _add_health_command(commands)
     return parser  # fmt: skip
+
+
+def _add_health_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    health_parser = commands.add_parser(
+        "health",
+        help="check a running server's grpc.health.v1 status: exit 0 when SERVING, 1 otherwise",
+        description="Checks a running server's grpc.health.v1 status and prints it; exits 0 when "
+        "SERVING, 1 otherwise (NOT_SERVING, unknown service, no answer). Health checks need no token.",
+    )
+    listen = os.environ.get("TOOLWIRE_LISTEN", "").split(",")[0].strip()
+    health_parser.add_argument(
+        "--address",
+        default=listen or "127.0.0.1:50051",
+        help="host:port or unix:/path of the server (default: the first $TOOLWIRE_LISTEN address, "
+        "else 127.0.0.1:50051; a wildcard host such as 0.0.0.0 is checked on loopback)",
+    )
+    health_parser.add_argument(
+        "--service", default="", help="the service to check (default: the whole server)"
+    )
+    health_parser.add_argument(
+        "--timeout", type=float, default=5.0, metavar="SECONDS", help="default %(default)s"
+    )
+    health_parser.add_argument(
+        "--tls", action="store_true", help="connect with TLS, trusting the system roots"
+    )
+    health_parser.add_argument(
+        "--tls-ca-file", type=Path, metavar="FILE", help="connect with TLS, trusting this CA (PEM)"
+    )
+    health_parser.add_argument(
+        "--tls-cert-file", type=Path, metavar="FILE", help="client certificate for mutual TLS (PEM)"
+    )
+    health_parser.add_argument(
+        "--tls-key-file", type=Path, metavar="FILE", help="client key for mutual TLS (PEM)"
+    )
+    health_parser.add_argument(
+        "--tls-server-name", metavar="NAME", help="verify the server certificate against NAME"
+    )
+
+
+def _health(arguments: argparse.Namespace) -> int:
+    probe = Probe(
+        address=arguments.address,
+        service=arguments.service,
+        timeout_seconds=arguments.timeout,
+        tls=arguments.tls,
+        ca_file=arguments.tls_ca_file,
+        cert_file=arguments.tls_cert_file,
+        key_file=arguments.tls_key_file,
+        server_name=arguments.tls_server_name,
+    )
+    try:
+        return probe_main(probe)
+    except (AddressError, TlsError) as error:
+        print(f"toolwire health: {error}", file=sys.stderr)
+        return 2
 
 
 def settings_from_arguments(arguments: argparse.Namespace) -> ServerSettings:
@@ -100,10 +157,17 @@ def settings_from_arguments(arguments: argparse.Namespace) -> ServerSettings:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `toolwire` command."""
     arguments = _parser().parse_args(argv)
+    if arguments.command == "health":
+        return _health(arguments)
     logging.basicConfig(level=arguments.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for library in QUIET_LIBRARIES:
         logging.getLogger(library).setLevel(logging.WARNING)
     settings = settings_from_arguments(arguments)
+    # Imported here: the provider SDKs take seconds to import, which `toolwire health` must not pay.
+    from toolwire.server.app import serve
+    from toolwire.server.models.config import ConfigError
+    from toolwire.server.models.scripted import ScriptError
+
     try:
         asyncio.run(serve(settings))
     except (ScriptError, ConfigError) as error:

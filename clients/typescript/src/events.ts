@@ -91,6 +91,12 @@ export interface ToolRequestEvent {
   /** The arguments as the JSON text the server sent. */
   argumentsJson: string;
   round: number;
+  /**
+   * W3C trace context of the server's span for this call (`traceparent`, and `tracestate` when
+   * there is one); empty when the server does not trace. A span opened for running the tool can
+   * be made its child so the tool shows up inside the chat's trace.
+   */
+  traceContext: Record<string, string>;
 }
 
 /** A tool's result was sent to the server (a tool with `run`). */
@@ -270,6 +276,7 @@ function usageFromProto(usage: Usage | undefined): Pick<UsageEvent, "inputTokens
 /** Parses the arguments; arguments that are not a JSON object are the server's fault (INTERNAL). */
 function toolRequestFromProto(request: ProtoToolRequest): ToolRequestEvent {
   const { toolCallId, name, argumentsJson, round } = request;
+  const traceContext = { ...request.traceContext };
   let parsed: unknown = {};
   try {
     parsed = argumentsJson.trim() === "" ? {} : JSON.parse(argumentsJson);
@@ -282,5 +289,5 @@ function toolRequestFromProto(request: ProtoToolRequest): ToolRequestEvent {
       `the server sent tool call ${JSON.stringify(toolCallId)} (${name}) with arguments that are not a JSON object: ${argumentsJson.slice(0, 200)}`,
     );
   }
-  return { type: "toolRequest", toolCallId, name, arguments: parsed as Record<string, unknown>, argumentsJson, round };
+  return { type: "toolRequest", toolCallId, name, arguments: parsed as Record<string, unknown>, argumentsJson, round, traceContext };
 }

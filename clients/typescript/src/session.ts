@@ -159,19 +159,20 @@ export class ChatSession implements AsyncIterable<ChatEvent> {
 
   /** Starts the tool, or leaves the request to the caller when the tool has no `run`. */
   #dispatch(request: ToolRequestEvent): void {
-    const run = this.#tools[request.name]?.run;
+    const { toolCallId, name, traceContext } = request;
+    const run = this.#tools[name]?.run;
     if (run === undefined) {
-      this.#awaitingCaller.add(request.toolCallId);
+      this.#awaitingCaller.add(toolCallId);
       return;
     }
-    this.#answered.add(request.toolCallId);
-    const context = { signal: this.#toolsController.signal, toolCallId: request.toolCallId };
+    this.#answered.add(toolCallId);
+    const context = { signal: this.#toolsController.signal, toolCallId, traceContext };
     void runTool(run, request.arguments, context).then((outcome) => {
       if (this.#finished || this.#closed) {
         return; // the chat ended first: nobody awaits this result
       }
-      this.#sendResult(request.toolCallId, outcome);
-      this.#ready.push({ type: "toolResultSent", toolCallId: request.toolCallId, name: request.name, ...outcome });
+      this.#sendResult(toolCallId, outcome);
+      this.#ready.push({ type: "toolResultSent", toolCallId, name, ...outcome });
       this.#wake?.();
     });
   }

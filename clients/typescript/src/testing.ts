@@ -30,15 +30,18 @@ export interface ServerPaths {
 
 /**
  * $TOOLWIRE_BIN and $TOOLWIRE_SCRIPTS (the Makefile exports both), else the repository's
- * `.venv/bin/toolwire` and `tests/scripts`, found from this package's folder upwards.
+ * `.venv/bin/toolwire` and `tests/scripts`, found from `from` (this package's folder) upwards.
  *
  * @throws Error saying to run `make setup` when there is no server executable.
  */
-export function serverPaths(env: NodeJS.ProcessEnv = process.env): ServerPaths {
+export function serverPaths(
+  env: NodeJS.ProcessEnv = process.env,
+  from: string = dirname(fileURLToPath(import.meta.url)),
+): ServerPaths {
   if (env.TOOLWIRE_BIN) {
     return { bin: env.TOOLWIRE_BIN, scripts: env.TOOLWIRE_SCRIPTS ?? "" };
   }
-  for (let folder = dirname(fileURLToPath(import.meta.url)); ; folder = dirname(folder)) {
+  for (let folder = from; ; folder = dirname(folder)) {
     const bin = join(folder, ".venv", "bin", "toolwire");
     if (existsSync(bin)) {
       return { bin, scripts: env.TOOLWIRE_SCRIPTS ?? join(folder, "tests", "scripts") };

@@ -10,6 +10,8 @@ export interface ToolContext {
   signal: AbortSignal;
   /** The id of the call being answered. */
   toolCallId: string;
+  /** W3C trace context of the server's span for this call; empty when the server does not trace. */
+  traceContext: Record<string, string>;
 }
 
 /** A JSON Schema (draft 2020-12) object describing a tool's arguments. */

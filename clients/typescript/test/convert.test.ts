@@ -19,7 +19,7 @@ import {
 import { startFromOptions } from "../src/options.js";
 import { errorContent, resultContent, runTool } from "../src/tools.js";
 
-const context = { signal: new AbortController().signal, toolCallId: "call_1" };
+const context = { signal: new AbortController().signal, toolCallId: "call_1", traceContext: {} };
 
 test("start_from_a_prompt_with_every_option", () => {
   const start = startFromOptions({
@@ -90,11 +90,12 @@ test("events_from_proto", () => {
   const event = (value: Parameters<typeof create<typeof ChatResponseSchema>>[1]) => eventFromProto(create(ChatResponseSchema, value));
   assert.deepEqual(event({ event: { case: "started", value: { chatId: "abc", model: "scripted/echo" } } }), { type: "started", chatId: "abc", model: "scripted/echo" });
   assert.deepEqual(event({ event: { case: "textDelta", value: { text: "Hi", round: 1 } } }), { type: "text", text: "Hi", round: 1 });
-  assert.deepEqual(event({ event: { case: "toolRequest", value: { toolCallId: "c", name: "t", argumentsJson: '{"a": 1}', round: 2 } } }), {
-    type: "toolRequest", toolCallId: "c", name: "t", arguments: { a: 1 }, argumentsJson: '{"a": 1}', round: 2,
+  const traceContext = { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" };
+  assert.deepEqual(event({ event: { case: "toolRequest", value: { toolCallId: "c", name: "t", argumentsJson: '{"a": 1}', round: 2, traceContext } } }), {
+    type: "toolRequest", toolCallId: "c", name: "t", arguments: { a: 1 }, argumentsJson: '{"a": 1}', round: 2, traceContext,
   });
   assert.deepEqual(event({ event: { case: "toolRequest", value: { toolCallId: "c", name: "t", argumentsJson: "" } } }), {
-    type: "toolRequest", toolCallId: "c", name: "t", arguments: {}, argumentsJson: "", round: 0,
+    type: "toolRequest", toolCallId: "c", name: "t", arguments: {}, argumentsJson: "", round: 0, traceContext: {},
   });
   assert.deepEqual(event({ event: { case: "toolArgumentsDelta", value: { toolCallId: "c", name: "t", argumentsDelta: '{"a', round: 1 } } }), {
     type: "toolArgumentsDelta", toolCallId: "c", name: "t", argumentsDelta: '{"a', round: 1,

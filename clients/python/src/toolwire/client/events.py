@@ -139,6 +139,9 @@ class ToolRequest:
     arguments: dict[str, Any]
     arguments_json: str
     round: int
+    trace_context: dict[str, str] = field(default_factory=dict)
+    """W3C trace context of the server's span for this call (empty when the server does not trace);
+    with OpenTelemetry installed, the client's span for running the tool becomes its child."""
 
 
 @dataclass(frozen=True)
@@ -299,4 +302,5 @@ def _tool_request_from_proto(request: chat_pb2.ToolRequest) -> ToolRequest:
         arguments=arguments,
         arguments_json=request.arguments_json,
         round=request.round,
+        trace_context=dict(request.trace_context),
     )

@@ -22,6 +22,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from toolwire.client._tool_runner import run_tool
+from toolwire.client._tracing import tool_span
 from toolwire.client.errors import ToolwireError
 from toolwire.client.events import Event, Finish, ToolRequest, ToolResultSent, event_from_proto
 from toolwire.client.schema import Tool
@@ -185,7 +186,10 @@ class ChatSession:
 
     async def _answer(self, function: Callable[..., Any], request: ToolRequest) -> ToolResultSent | None:
         """Runs one tool and sends its result; None when the chat ended before it could be sent."""
-        content, is_error = await run_tool(function, request.name, request.arguments)
+        with tool_span(request.name, request.tool_call_id, request.trace_context) as span:
+            content, is_error = await run_tool(function, request.name, request.arguments)
+            if is_error:
+                span.failed(content)
         result = chat_pb2.ToolResult(tool_call_id=request.tool_call_id, content=content, is_error=is_error)
         async with self._write_lock:
             if self._finished:

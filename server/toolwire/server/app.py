@@ -1,4 +1,5 @@
-"""Builds and runs the gRPC server: ChatService, health checking and reflection."""
+"""Builds and runs the gRPC server: ChatService, health checking and reflection; the bearer token,
+TLS, the listen addresses; start, graceful shutdown, stop."""
 
 from __future__ import annotations
 
@@ -14,8 +15,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-from toolwire.server.addresses import parse_address
+from toolwire.server.addresses import remove_unix_socket
+from toolwire.server.auth import BearerTokenInterceptor
+from toolwire.server.listeners import bind
+from toolwire.server.logs import SECRETS
 from toolwire.server.models import config
+from toolwire.server.models.config import ProviderSettings
 from toolwire.server.models.registry import ModelRegistry
 from toolwire.server.models.remote import RemoteProvider
 from toolwire.server.models.scripted import ScriptedProvider, load_scripts
@@ -27,6 +32,8 @@ from toolwire.v1 import chat_pb2, chat_pb2_grpc
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name
+FLUSH_SECONDS = 2.0
+"""After the drain, how long grpc may take to deliver the statuses already sent before it closes."""
 
 
 def default_registry(settings: ServerSettings, environment: Mapping[str, str] | None = None) -> ModelRegistry:
@@ -63,34 +70,35 @@ class Server:
         self.settings = settings
         self.telemetry = telemetry or telemetry_from_environment(os.environ)
         self.registry = registry or default_registry(settings)
+        SECRETS.add([settings.auth_token, *(p.api_key for p in _remote_settings(self.registry))])
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         limits = settings.limits
         self._server = grpc.aio.server(
-            interceptors=_tracing_interceptors(self.telemetry),
+            interceptors=[*_tracing_interceptors(self.telemetry), *_auth_interceptors(settings)],
             options=[
                 ("grpc.max_receive_message_length", limits.max_request_bytes),
                 ("grpc.so_reuseport", 0),
             ],
         )
         servicer = ChatServicer(self.registry, settings, self.telemetry.telemetry)
+        self.gate = servicer.gate
         chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, self._server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        reflection.enable_server_reflection(
-            (
-                SERVICE_NAME,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            self._server,
-        )
-        try:
-            self.port = self._server.add_insecure_port(settings.listen)
-        except RuntimeError:  # grpc's way of saying the bind failed
-            self.port = 0
-        if self.port == 0:
-            raise OSError(
-                f"could not listen on {settings.listen}: the address is in use or not available here"
+        if settings.reflection:
+            reflection.enable_server_reflection(
+                (
+                    SERVICE_NAME,
+                    health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                    reflection.SERVICE_NAME,
+                ),
+                self._server,
             )
+        bound = bind(self._server, settings)
+        self.addresses = [each.announced for each in bound]
+        """Where the server listens, as announced: `host:port` (the chosen port) or `unix:/path`."""
+        self.port = bound[0].port
+        """The first address's TCP port (0 for a Unix socket)."""
+        self._unix_paths = [each.address.unix_path for each in bound if each.address.unix_path is not None]
 
     async def start(self) -> None:
         """Starts serving and marks every service SERVING."""
@@ -99,13 +107,21 @@ class Server:
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
     async def begin_shutdown(self) -> None:
-        """Marks every service NOT_SERVING so that probes and load balancers stop sending chats."""
+        """Marks every service NOT_SERVING so that probes and load balancers stop sending chats, and
+        refuses new chats with UNAVAILABLE."""
         await self.health.enter_graceful_shutdown()
+        self.gate.close()
 
-    async def stop(self, grace_seconds: float = 5.0) -> None:
-        """Marks the server NOT_SERVING, then stops it, letting running chats finish within the grace."""
+    async def stop(self, grace_seconds: float | None = None) -> None:
+        """Shuts down gracefully: NOT_SERVING and no new chats at once; running chats may finish within
+        the grace (default: the shutdown_grace_seconds setting); the rest end with UNAVAILABLE from our
+        own code (a status, not a reset stream); then the server stops."""
+        grace = self.settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
         await self.begin_shutdown()
-        await self._server.stop(grace_seconds)
+        await self.gate.drain(grace)
+        await self._server.stop(FLUSH_SECONDS)
+        for path in self._unix_paths:
+            remove_unix_socket(path)
         for provider in self.registry.providers:
             if isinstance(provider, RemoteProvider):
                 await provider.close()
@@ -125,7 +141,27 @@ async def serve(settings: ServerSettings, announce: bool = True) -> None:
     server = Server(settings)
     await server.start()
     if announce:
-        print(f"toolwire listening on {parse_address(settings.listen).grpc_target(server.port)}", flush=True)
+        print("\n".join(f"toolwire listening on {address}" for address in server.addresses), flush=True)
+    log.info("serving on %s (%s)", ", ".join(server.addresses), describe_security(settings))
     await stopping.wait()
-    log.info("stopping")
+    log.info("stopping: health NOT_SERVING, new chats refused")
     await server.stop()
+
+
+def describe_security(settings: ServerSettings) -> str:
+    """TLS, token and reflection in a few words, for the start-up line (never the token itself)."""
+    tls = "plaintext"
+    if settings.tls is not None:
+        tls = "mutual TLS" if settings.tls.mutual else "TLS"
+    token = f"bearer token from ${settings.auth_token_env}" if settings.auth_token else "no token"
+    return f"{tls}, {token}, reflection {'on' if settings.reflection else 'off'}"
+
+
+def _auth_interceptors(settings: ServerSettings) -> list[grpc.aio.ServerInterceptor[Any, Any]]:
+    if settings.auth_token is None:
+        return []
+    return [BearerTokenInterceptor(settings.auth_token, settings.auth_token_env)]
+
+
+def _remote_settings(registry: ModelRegistry) -> list[ProviderSettings]:
+    return [provider.settings for provider in registry.providers if isinstance(provider, RemoteProvider)]

@@ -1,25 +1,28 @@
-"""The `toolwire` command line."""
+"""The `toolwire` command line: `serve`, `health` and `check-config`.
+
+Only `serve` and `check-config` import the server and the provider SDKs (seconds of imports):
+`toolwire health` runs every few seconds as a probe and must start at once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from toolwire.server import options
 from toolwire.server.addresses import AddressError
 from toolwire.server.probe import Probe
 from toolwire.server.probe import main as probe_main
-from toolwire.server.settings import Limits, ServerSettings
 from toolwire.server.tls import TlsError
 
-QUIET_LIBRARIES = ("openai", "anthropic", "httpx2", "httpcore2")
-"""Libraries whose INFO/DEBUG logs are held back even at --log-level DEBUG: they log every request,
-and the SDKs' debug logs include request bodies (prompts). Our own log lines say what happened."""
+EXIT_CONFIG = 2
+"""Exit code for a bad setting, config file or script (also argparse's code for a bad flag)."""
+EXIT_RUNTIME = 1
+"""Exit code for a failure to serve (an address in use, a missing certificate)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,59 +30,28 @@ def _parser() -> argparse.ArgumentParser:
         prog="toolwire", description="Streaming LLM calls with tool calling, over gRPC."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="run the gRPC server")
-    defaults = ServerSettings()
-    limits = Limits()
-    serve_parser.add_argument(
-        "--listen",
-        default=defaults.listen,
-        help="host:port to listen on; port 0 picks a free one (default %(default)s)",
-    )
-    serve_parser.add_argument(
-        "--scripts",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="a directory of <name>.json scripts served as scripted/<name> (repeatable)",
-    )
-    serve_parser.add_argument(
-        "--max-tool-rounds",
-        type=int,
-        default=defaults.default_max_tool_rounds,
-        help="tool rounds when a chat asks for 0 (default %(default)s)",
-    )
-    serve_parser.add_argument(
-        "--tool-timeout",
-        type=float,
-        default=defaults.default_tool_timeout_seconds,
-        metavar="SECONDS",
-        help="tool timeout when a chat sets none (default %(default)s)",
-    )
-    serve_parser.add_argument(
-        "--max-tool-result-bytes",
-        type=int,
-        default=limits.max_tool_result_bytes,
-        help="largest ToolResult.content accepted (default %(default)s)",
-    )
-    serve_parser.add_argument(
-        "--max-request-bytes",
-        type=int,
-        default=limits.max_request_bytes,
-        help="largest single ChatRequest accepted (default %(default)s)",
+    serve_parser = commands.add_parser(
+        "serve",
+        help="run the gRPC server",
+        description="Runs the gRPC server. Every setting can also come from the config file's [server] "
+        "table or an environment variable; flags win over the environment, which wins over the file "
+        "(docs/configuration.md). The bearer token is read from the environment only.",
     )
     serve_parser.add_argument(
         "--config",
         type=Path,
-        default=os.environ.get("TOOLWIRE_CONFIG") or None,
+        default=None,
         metavar="FILE",
-        help="TOML file of providers, aliases and retries (default: $TOOLWIRE_CONFIG, else none)",
+        help="TOML file of providers, aliases, retries and [server] settings (default: $TOOLWIRE_CONFIG)",
     )
-    serve_parser.add_argument(
-        "--log-level", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"]
-    )
+    options.add_flags(serve_parser)
     _add_health_command(commands)
-    return parser  # fmt: skip
+    check_parser = commands.add_parser(
+        "check-config",
+        help="validate a config file and summarise it (exit 0), or say what is wrong and where (exit 2)",
+    )
+    check_parser.add_argument("file", type=Path, metavar="FILE")
+    return parser
 
 
 def _add_health_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -89,10 +61,10 @@ def _add_health_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
         description="Checks a running server's grpc.health.v1 status and prints it; exits 0 when "
         "SERVING, 1 otherwise (NOT_SERVING, unknown service, no answer). Health checks need no token.",
     )
-    listen = os.environ.get("TOOLWIRE_LISTEN", "").split(",")[0].strip()
+    listen = options.environment_listen()
     health_parser.add_argument(
         "--address",
-        default=listen or "127.0.0.1:50051",
+        default=listen[0] if listen else "127.0.0.1:50051",
         help="host:port or unix:/path of the server (default: the first $TOOLWIRE_LISTEN address, "
         "else 127.0.0.1:50051; a wildcard host such as 0.0.0.0 is checked on loopback)",
     )
@@ -134,24 +106,43 @@ def _health(arguments: argparse.Namespace) -> int:
         return probe_main(probe)
     except (AddressError, TlsError) as error:
         print(f"toolwire health: {error}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
 
 
-def settings_from_arguments(arguments: argparse.Namespace) -> ServerSettings:
-    """Builds ServerSettings from parsed `serve` arguments."""
-    limits = dataclasses.replace(
-        Limits(),
-        max_tool_result_bytes=arguments.max_tool_result_bytes,
-        max_request_bytes=arguments.max_request_bytes,
+def _serve(arguments: argparse.Namespace) -> int:
+    # Imported here: the provider SDKs take seconds to import, which `toolwire health` must not pay.
+    from toolwire.server.app import serve
+    from toolwire.server.logs import configure_logging
+    from toolwire.server.models.config import ConfigError
+    from toolwire.server.models.scripted import ScriptError
+    from toolwire.server.setup import settings_from
+
+    config_path = arguments.config or (
+        Path(os.environ["TOOLWIRE_CONFIG"]) if os.environ.get("TOOLWIRE_CONFIG") else None
     )
-    return ServerSettings(
-        listen=arguments.listen,
-        script_dirs=tuple(arguments.scripts),
-        default_max_tool_rounds=arguments.max_tool_rounds,
-        default_tool_timeout_seconds=arguments.tool_timeout,
-        limits=limits,
-        config_path=arguments.config,
-    )
+    try:
+        settings = settings_from(config_path, os.environ, vars(arguments))
+    except (ConfigError, options.SettingsError) as error:
+        print(f"toolwire: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings)
+    try:
+        asyncio.run(serve(settings))
+    except (ScriptError, ConfigError, TlsError) as error:
+        print(f"toolwire: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except OSError as error:
+        print(f"toolwire: {error}", file=sys.stderr)
+        return EXIT_RUNTIME
+    return 0
+
+
+def _check_config(arguments: argparse.Namespace) -> int:
+    from toolwire.server.setup import check_config
+
+    exit_code, text = check_config(arguments.file)
+    print(text, file=sys.stdout if exit_code == 0 else sys.stderr)
+    return exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,24 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
     if arguments.command == "health":
         return _health(arguments)
-    logging.basicConfig(level=arguments.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for library in QUIET_LIBRARIES:
-        logging.getLogger(library).setLevel(logging.WARNING)
-    settings = settings_from_arguments(arguments)
-    # Imported here: the provider SDKs take seconds to import, which `toolwire health` must not pay.
-    from toolwire.server.app import serve
-    from toolwire.server.models.config import ConfigError
-    from toolwire.server.models.scripted import ScriptError
-
-    try:
-        asyncio.run(serve(settings))
-    except (ScriptError, ConfigError) as error:
-        print(f"toolwire: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"toolwire: {error}", file=sys.stderr)
-        return 1
-    return 0
+    if arguments.command == "check-config":
+        return _check_config(arguments)
+    return _serve(arguments)
 
 
 if __name__ == "__main__":

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import grpc
 
 from toolwire.server import convert
 from toolwire.server.chat_events import ChatEvent
+from toolwire.server.chat_gate import ChatGate
 from toolwire.server.conversation import ChatRequest, ToolResult
 from toolwire.server.errors import InvalidRequest
 from toolwire.server.models.registry import ModelRegistry
 from toolwire.server.session import ChatSessions
 from toolwire.server.settings import ServerSettings
-from toolwire.server.status import status_for, trailing_metadata_for
+from toolwire.server.telemetry import NO_TELEMETRY, ChatTelemetry
 from toolwire.v1 import chat_pb2, chat_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -47,23 +47,26 @@ class GrpcChatStream:
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     """Implements toolwire.v1.ChatService."""
 
-    def __init__(self, registry: ModelRegistry, settings: ServerSettings) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        settings: ServerSettings,
+        telemetry: ChatTelemetry = NO_TELEMETRY,
+        gate: ChatGate | None = None,
+    ) -> None:
         self._registry = registry
         self._settings = settings
-        self._sessions = ChatSessions(registry, settings)
+        self._sessions = ChatSessions(registry, settings, telemetry)
+        self.gate = gate or ChatGate(settings.max_concurrent_chats, settings.chat_deadline_seconds)
+        """Admission, deadline, shutdown drain and the per-chat log line of every Chat."""
 
     async def Chat(
         self,
         request_iterator: object,
         context: grpc.aio.ServicerContext[chat_pb2.ChatRequest, chat_pb2.ChatResponse],
     ) -> None:
-        try:
-            await self._sessions.run(GrpcChatStream(context, self._settings))
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            code, message = status_for(error)
-            await context.abort(code, message, trailing_metadata_for(error, code, message))
+        stream = GrpcChatStream(context, self._settings)
+        await self.gate.run(context, lambda record: self._sessions.run(stream, record))
 
     async def ListModels(
         self,

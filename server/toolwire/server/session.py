@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
 from typing import Protocol
 
 from toolwire.server.chat_events import ChatEvent, ChatFinished, ChatStarted
+from toolwire.server.chat_record import ChatRecord
 from toolwire.server.conversation import ChatRequest, ToolResult
 from toolwire.server.errors import InvalidRequest, ToolwireError
 from toolwire.server.loop import ChatLoop
@@ -47,31 +46,17 @@ class ChatSessions:
         self._settings = settings
         self._telemetry = telemetry
 
-    async def run(self, stream: ChatStream) -> ChatFinished:
+    async def run(self, stream: ChatStream, record: ChatRecord | None = None) -> ChatFinished:
         """Runs one chat to its end; raises ToolwireError for anything that ends it otherwise.
 
-        Logs one line per chat with its id and outcome (never message content).
+        `record` receives the chat's id, model and result as they become known; the caller writes
+        the chat's one log line from it once it knows the final status (see chat_record.py).
         """
-        chat_id = uuid.uuid4().hex[:16]
-        started = time.monotonic()
-        try:
-            finished = await self._run(chat_id, stream)
-        except asyncio.CancelledError:
-            log.info("chat %s cancelled by the client after %.3f s", chat_id, time.monotonic() - started)
-            raise
-        except Exception as error:
-            reason = error if isinstance(error, ToolwireError) else "(internal, see the error logged with it)"
-            elapsed = time.monotonic() - started
-            log.info("chat %s failed after %.3f s: %s: %s", chat_id, elapsed, type(error).__name__, reason)
-            raise
-        log.info(
-            "chat %s finished: model=%s reason=%s rounds=%d tools_called=%d chunks=%d in %.3f s",
-            chat_id, finished.model, finished.reason.value, finished.rounds, len(finished.tools_called),
-            finished.chunks_received, finished.duration_seconds,
-        )  # fmt: skip
-        return finished
+        record = record if record is not None else ChatRecord()
+        record.finished = await self._run(record, stream)
+        return record.finished
 
-    async def _run(self, chat_id: str, stream: ChatStream) -> ChatFinished:
+    async def _run(self, record: ChatRecord, stream: ChatStream) -> ChatFinished:
         first = await stream.receive()
         if first is None:
             raise InvalidRequest("the stream closed before any message: send ChatRequest.start first")
@@ -80,11 +65,13 @@ class ChatSessions:
                 f"the first message must be start, not tool_result (for {first.tool_call_id!r}): "
                 "open the chat with ChatRequest.start"
             )
+        record.model = first.model
         model = self._registry.resolve(first.model)
+        record.model = model.model_id
         limits = self._settings.limits
         pending = PendingCalls(first.tool_timeout_seconds, limits.max_tool_result_bytes)
         loop = ChatLoop(first, model, pending, stream.send, self._telemetry)
-        await stream.send(ChatStarted(chat_id, model.model_id))
+        await stream.send(ChatStarted(record.chat_id, model.model_id))
         try:
             async with asyncio.TaskGroup() as group:
                 reader = group.create_task(_read_results(stream, pending))

@@ -1,8 +1,9 @@
-"""Server settings: defaults and limits, set by `toolwire serve` flags."""
+"""Server settings: defaults and limits. `options.py` fills them from the config file's `[server]`
+table, the environment and `toolwire serve` flags (docs/configuration.md)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MIB = 1024 * 1024
@@ -29,11 +30,26 @@ class Limits:
 
 
 @dataclass(slots=True, frozen=True)
+class TlsFiles:
+    """The server's PEM certificate chain and key, and (for mutual TLS) the CA that must have signed
+    its clients' certificates."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+    @property
+    def mutual(self) -> bool:
+        return self.client_ca_file is not None
+
+
+@dataclass(slots=True, frozen=True)
 class ServerSettings:
     """Everything `toolwire serve` is configured with."""
 
-    listen: str = "127.0.0.1:50051"
-    """Address to listen on; loopback by default (a sidecar)."""
+    listen: tuple[str, ...] = ("127.0.0.1:50051",)
+    """Addresses to listen on (`host:port` or `unix:PATH`); loopback by default (a sidecar). The
+    first one is announced first."""
     script_dirs: tuple[Path, ...] = ()
     """Directories of extra scripts for the scripted provider."""
     default_max_tool_rounds: int = 10
@@ -43,3 +59,25 @@ class ServerSettings:
     limits: Limits = Limits()
     config_path: Path | None = None
     """The TOML file of providers, aliases and retries (`--config`, `TOOLWIRE_CONFIG`); None: none."""
+    reflection: bool = True
+    """Serve grpc.reflection (grpcurl and friends need no proto files)."""
+    max_concurrent_chats: int = 256
+    """Chats running at once; past it a new Chat ends at once with RESOURCE_EXHAUSTED."""
+    chat_deadline_seconds: float = 0.0
+    """Longest a chat may run before it ends with DEADLINE_EXCEEDED; 0: no server-side limit."""
+    shutdown_grace_seconds: float = 10.0
+    """How long running chats may go on after SIGTERM before they end with UNAVAILABLE."""
+    auth_token: str | None = field(default=None, repr=False)
+    """The bearer token every call must carry (health checks excepted); None: no token. A secret:
+    read from the environment only, and never shown (not even by repr)."""
+    auth_token_env: str = "TOOLWIRE_AUTH_TOKEN"
+    """The environment variable the token was read from (named in logs and summaries; never the value)."""
+    tls: TlsFiles | None = None
+    """TLS (mutual when it has a client CA); None: plaintext."""
+    log_format: str = "text"
+    """`text` or `json` (one object per line)."""
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.listen, str):  # one address written as a plain string
+            object.__setattr__(self, "listen", (self.listen,))

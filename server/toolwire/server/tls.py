@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
+from toolwire.server.settings import TlsFiles
+
 
 class TlsError(ValueError):
     """A certificate or key file is missing or not PEM; the message names the setting and the file."""
-
-
-@dataclass(slots=True, frozen=True)
-class TlsFiles:
-    """The server's certificate chain and key, and (for mutual TLS) the CA its clients must present
-    certificates from."""
-
-    cert_file: Path
-    key_file: Path
-    client_ca_file: Path | None = None
-
-    @property
-    def mutual(self) -> bool:
-        return self.client_ca_file is not None
 
 
 def read_pem(path: Path, setting: str, marker: str) -> bytes:

@@ -94,24 +94,28 @@ class ModelsConfig:
 
 def load(path: Path | None, environment: Mapping[str, str]) -> ModelsConfig:
     """The configuration from `path` (optional) and the environment."""
-    document: dict[str, Any] = {}
-    if path is not None:
-        try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as error:
-            raise ConfigError(f"cannot read the config file {path}: {error.strerror}") from None
-        except UnicodeDecodeError as error:
-            raise ConfigError(
-                f"{path}: not UTF-8 (byte {error.start}); TOML files must be saved as UTF-8"
-            ) from None
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    document = read_document(path) if path is not None else {}
     return parse(document, environment, source=str(path or "the environment"))
 
 
+def read_document(path: Path) -> dict[str, Any]:
+    """The parsed TOML file; ConfigError says why it cannot be read."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read the config file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 (byte {error.start}); TOML files must be saved as UTF-8"
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+
+
 def parse(document: Mapping[str, Any], environment: Mapping[str, str], source: str) -> ModelsConfig:
-    """The configuration from a parsed TOML document."""
-    _only_keys(document, ("providers", "aliases", "retry"), source, "")
+    """The configuration from a parsed TOML document. Its `[server]` table is the server's own
+    settings, read by `toolwire.server.options`."""
+    _only_keys(document, ("providers", "aliases", "retry", "server"), source, "")
     tables = _table(document, "providers", source, "")
     names = list(_BUILT_IN) + [name for name in tables if name not in _BUILT_IN]
     providers = tuple(

@@ -1,0 +1,137 @@
+"""Every Chat call passes through the gate: the cap on concurrent chats, the per-chat deadline, the
+shutdown drain, the final status, and the one log line per chat.
+
+Each chat runs as its own task so the gate can end it on purpose: past its deadline (DEADLINE_EXCEEDED),
+or when the shutdown grace is over (UNAVAILABLE). Either way the chat's model stream is closed by the
+cancellation and the client gets a proper status from `context.abort`, never a reset stream. A client
+cancel cancels the handler, which cancels the chat task with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from toolwire.server.chat_record import ChatRecord
+from toolwire.server.status import status_for, trailing_metadata_for
+
+log = logging.getLogger(__name__)
+
+SHUTTING_DOWN = "the server is shutting down: open the chat on another instance"
+SHUT_DOWN = "the server shut down before the chat finished; retry on another instance"
+
+Trailers = tuple[tuple[str, bytes], ...]
+ChatRunner = Callable[[ChatRecord], Coroutine[Any, Any, object]]
+
+
+@dataclass(slots=True, frozen=True)
+class Ending:
+    """Why the gate ended a chat, and what its client is told."""
+
+    code: grpc.StatusCode
+    message: str
+
+
+class ChatGate:
+    """Admits, bounds and, at shutdown, drains the chats of one server."""
+
+    def __init__(self, max_concurrent_chats: int, chat_deadline_seconds: float = 0.0) -> None:
+        self._max_concurrent_chats = max_concurrent_chats
+        self._chat_deadline_seconds = chat_deadline_seconds
+        self._running: set[asyncio.Task[object]] = set()
+        self._endings: dict[asyncio.Task[object], Ending] = {}
+        self._closed = False
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def run(self, context: grpc.aio.ServicerContext[Any, Any], runner: ChatRunner) -> None:
+        """Runs one chat through `runner`, then logs its line and ends the call with its status."""
+        record = ChatRecord()
+        refusal = self._refusal()
+        if refusal is not None:
+            record.log_outcome("refused", refusal.code.name, refusal.message)
+            await context.abort(refusal.code, refusal.message)
+        chat: asyncio.Task[object] = asyncio.create_task(runner(record))
+        self._running.add(chat)
+        deadline = self._start_deadline(chat)
+        try:
+            code, message, trailers = await self._outcome(chat, record)
+        finally:
+            self._running.discard(chat)
+            self._endings.pop(chat, None)
+            if deadline is not None:
+                deadline.cancel()
+        record.log_outcome("finished" if code is grpc.StatusCode.OK else "failed", code.name, message)
+        if code is not grpc.StatusCode.OK:
+            await context.abort(code, message, trailers)
+
+    def _refusal(self) -> Ending | None:
+        if self._closed:
+            return Ending(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
+        if len(self._running) >= self._max_concurrent_chats:
+            return Ending(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{len(self._running)} chats are running, the most this server takes "
+                "(max_concurrent_chats): retry later or on another instance",
+            )
+        return None
+
+    def _start_deadline(self, chat: asyncio.Task[object]) -> asyncio.TimerHandle | None:
+        seconds = self._chat_deadline_seconds
+        if seconds <= 0:
+            return None
+        ending = Ending(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"the chat ran longer than this server allows (chat_deadline_seconds = {seconds:g}): "
+            "split the work into shorter chats, or raise the server's chat_deadline_seconds",
+        )
+        return asyncio.get_running_loop().call_later(seconds, self._end, chat, ending)
+
+    def _end(self, chat: asyncio.Task[object], ending: Ending) -> None:
+        if not chat.done() and chat not in self._endings:
+            self._endings[chat] = ending
+            chat.cancel()
+
+    async def _outcome(
+        self, chat: asyncio.Task[object], record: ChatRecord
+    ) -> tuple[grpc.StatusCode, str, Trailers]:
+        try:
+            await chat
+        except asyncio.CancelledError:
+            ending = self._endings.get(chat)
+            current = asyncio.current_task()
+            if ending is None or (current is not None and current.cancelling()):
+                record.log_outcome("cancelled", grpc.StatusCode.CANCELLED.name, "cancelled by the client")
+                raise
+            return ending.code, ending.message, ()
+        except Exception as error:
+            code, message = status_for(error)
+            return code, message, trailing_metadata_for(error, code, message)
+        return grpc.StatusCode.OK, "", ()
+
+    def close(self) -> None:
+        """From now on a new chat ends at once with UNAVAILABLE."""
+        self._closed = True
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Closes the gate, lets running chats go on for up to `grace_seconds`, then ends the rest with
+        UNAVAILABLE and waits until their chat tasks have stopped."""
+        self.close()
+        running = set(self._running)
+        if running:
+            log.info("shutting down: %d chat(s) running, waiting up to %g s", len(running), grace_seconds)
+            _, running = (
+                await asyncio.wait(running, timeout=grace_seconds) if grace_seconds > 0 else (set(), running)
+            )
+        if running:
+            log.info("shutdown grace over: ending %d chat(s) with UNAVAILABLE", len(running))
+            for chat in running:
+                self._end(chat, Ending(grpc.StatusCode.UNAVAILABLE, SHUT_DOWN))
+            await asyncio.wait(running)

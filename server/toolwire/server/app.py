@@ -13,10 +13,10 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from toolwire.server.addresses import remove_unix_socket
 from toolwire.server.auth import BearerTokenInterceptor
+from toolwire.server.grpc_spans import server_spans
 from toolwire.server.listeners import bind
 from toolwire.server.logs import SECRETS
 from toolwire.server.models import config
@@ -52,10 +52,7 @@ def _tracing_interceptors(telemetry: TelemetrySetup) -> list[grpc.aio.ServerInte
     """The gRPC server spans (parents of the chat spans), when traces are exported."""
     if telemetry.tracer_provider is None:
         return []
-    interceptor: grpc.aio.ServerInterceptor[Any, Any] = aio_server_interceptor(  # type: ignore[no-untyped-call]
-        tracer_provider=telemetry.tracer_provider
-    )
-    return [interceptor]
+    return [server_spans(telemetry.tracer_provider)]
 
 
 class Server:

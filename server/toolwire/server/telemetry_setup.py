@@ -24,12 +24,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
+from toolwire.server.models.config import ConfigError
 from toolwire.server.telemetry import CAPTURE_CONTENT_VARIABLE, NO_TELEMETRY, ChatTelemetry
 
 EXPORTERS = ("otlp", "console", "none")
 
 
-class TelemetryConfigError(ValueError):
+class TelemetryConfigError(ConfigError):
     """An OTEL_* variable this server cannot honour; the message names it and what to set."""
 
 

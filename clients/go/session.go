@@ -178,6 +178,9 @@ func (r *chatRun) loop() {
 			proceed = r.handleResponse(item)
 		case outcome := <-r.outcomes:
 			proceed = r.handleOutcome(outcome)
+		case <-r.ctx.Done(): // the caller's ctx ended; receive may not hand over Recv's error
+			r.yield(nil, errorFrom(r.session.ctx, r.ctx.Err()))
+			return
 		}
 		if !proceed {
 			return

@@ -9,11 +9,12 @@ import (
 	"time"
 
 	toolwire "github.com/toolwire/toolwire/clients/go"
+	"github.com/toolwire/toolwire/clients/go/toolwiretest"
 )
 
 // breakingOutEarlyLeaksNoGoroutine stops ranging while a tool is still running: Chat must
 // cancel the tool, wait for it, and leave no goroutine of its own behind.
-func breakingOutEarlyLeaksNoGoroutine(t *testing.T, client *toolwire.Client) {
+func breakingOutEarlyLeaksNoGoroutine(t *testing.T, client *toolwire.Client, _ *toolwiretest.Server) {
 	mustRun(t, client, weatherRequest("scripted/weather", getWeather(sunnyWeather))) // settles the connection
 	before := settledGoroutineCount(0)                                               // the count once the last chat's goroutines are gone
 

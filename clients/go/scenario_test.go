@@ -125,298 +125,202 @@ func equal[T comparable](t *testing.T, what string, got, want []T) {
 	}
 }
 
-// TestScenarios runs the scenario list of tests/e2e/test_python_client.py, with its names.
+// TestScenarios runs the scenario list of tests/e2e/test_python_client.py, with its names, and
+// a few more, against one real server.
 func TestScenarios(t *testing.T) {
 	server := toolwiretest.Start(t)
 	client := dial(t, server.Target)
+	for _, scenario := range []struct {
+		name string
+		run  func(t *testing.T, client *toolwire.Client, server *toolwiretest.Server)
+	}{
+		{"text_only", textOnly},
+		{"one_tool_round", oneToolRound},
+		{"two_parallel_calls_answered_out_of_order", twoParallelCallsAnsweredOutOfOrder},
+		{"a_tool_that_throws", aToolThatThrows},
+		{"an_unknown_tool_is_handled_by_the_server", anUnknownToolIsHandledByTheServer},
+		{"a_chat_cancelled_mid_stream_leaves_the_server_healthy", aChatCancelledMidStreamLeavesTheServerHealthy},
+		{"max_tool_rounds", maxToolRounds},
+		{"a_server_error_surfaces_as_a_typed_error", aServerErrorSurfacesAsATypedError},
+		{"manual_mode_answers_tool_requests_by_hand", manualModeAnswersToolRequestsByHand},
+		{"chat_refuses_a_tool_without_a_function", chatRefusesAToolWithoutAFunction},
+		{"a_tool_slower_than_the_timeout_is_abandoned", aToolSlowerThanTheTimeoutIsAbandoned},
+		{"a_panicking_tool_becomes_an_error_result", aPanickingToolBecomesAnErrorResult},
+		{"finish_messages_continue_the_conversation", finishMessagesContinueTheConversation},
+		{"list_models", listModels},
+		{"breaking_out_early_leaks_no_goroutine", breakingOutEarlyLeaksNoGoroutine},
+		{"fifty_concurrent_chats", fiftyConcurrentChats},
+	} {
+		t.Run(scenario.name, func(t *testing.T) { scenario.run(t, client, server) })
+	}
+}
 
-	t.Run("text_only", func(t *testing.T) {
-		events := collect(t, client, weatherRequest("scripted/echo"))
-		if started, isStarted := events[0].(*toolwire.Started); !isStarted || started.Model != "scripted/echo" {
-			t.Errorf("first event = %#v, want Started for scripted/echo", events[0])
+func textOnly(t *testing.T, client *toolwire.Client, server *toolwiretest.Server) {
+	events := collect(t, client, weatherRequest("scripted/echo"))
+	if started, isStarted := events[0].(*toolwire.Started); !isStarted || started.Model != "scripted/echo" {
+		t.Errorf("first event = %#v, want Started for scripted/echo", events[0])
+	}
+	var text strings.Builder
+	for _, delta := range only[*toolwire.TextDelta](events) {
+		text.WriteString(delta.Text)
+	}
+	if text.String() != "What is the weather in Paris?" {
+		t.Errorf("streamed text = %q", text.String())
+	}
+	finish := finishOf(t, events)
+	if finish.Reason != toolwire.FinishStop || finish.Rounds != 1 || len(finish.ToolsCalled) != 0 {
+		t.Errorf("finish = %s, %d rounds, tools %v; want stop, 1, none", finish.Reason, finish.Rounds, finish.ToolsCalled)
+	}
+	if finish.InputTokens != nil || finish.OutputTokens != nil {
+		t.Errorf("the echo model reports no usage, got %v/%v", finish.InputTokens, finish.OutputTokens)
+	}
+}
+
+func oneToolRound(t *testing.T, client *toolwire.Client, server *toolwiretest.Server) {
+	events := collect(t, client, weatherRequest("scripted/weather", getWeather(sunnyWeather), getTime))
+	requests := only[*toolwire.ToolRequest](events)
+	if len(requests) != 1 || requests[0].Name != "get_weather" || string(requests[0].Arguments) != `{"location": "Paris"}` {
+		t.Fatalf("tool requests = %+v, want one get_weather for Paris", requests)
+	}
+	sent := only[*toolwire.ToolResultSent](events)
+	if len(sent) != 1 || sent[0].Content != `{"location": "Paris", "sky": "sunny"}` || sent[0].IsError {
+		t.Errorf("results sent = %+v", sent)
+	}
+	finish := finishOf(t, events)
+	if finish.Text != "It is sunny in Paris." || finish.Rounds != 2 {
+		t.Errorf("finish = %q in %d rounds", finish.Text, finish.Rounds)
+	}
+	equal(t, "tools called", finish.ToolsCalled, []string{"get_weather"})
+	if finish.InputTokens == nil || *finish.InputTokens != 52 || finish.OutputTokens == nil || *finish.OutputTokens != 16 {
+		t.Errorf("usage = %v in / %v out, want 52 / 16", finish.InputTokens, finish.OutputTokens)
+	}
+	var roles []toolwire.Role
+	for _, message := range finish.Messages {
+		roles = append(roles, message.Role)
+	}
+	equal(t, "roles", roles, []toolwire.Role{toolwire.RoleAssistant, toolwire.RoleTool, toolwire.RoleAssistant})
+	if finish.Messages[0].ToolCalls[0].ID != requests[0].ToolCallID {
+		t.Errorf("the assistant's call id %q is not the request's %q", finish.Messages[0].ToolCalls[0].ID, requests[0].ToolCallID)
+	}
+}
+
+func twoParallelCallsAnsweredOutOfOrder(t *testing.T, client *toolwire.Client, server *toolwiretest.Server) {
+	timeSent := make(chan struct{})
+	slowWeather := getWeather(func(ctx context.Context, _ json.RawMessage) (string, error) {
+		select { // answers only after get_time's result was sent
+		case <-timeSent:
+		case <-ctx.Done():
+			return "", ctx.Err()
 		}
-		var text strings.Builder
-		for _, delta := range only[*toolwire.TextDelta](events) {
-			text.WriteString(delta.Text)
-		}
-		if text.String() != "What is the weather in Paris?" {
-			t.Errorf("streamed text = %q", text.String())
-		}
-		finish := finishOf(t, events)
-		if finish.Reason != toolwire.FinishStop || finish.Rounds != 1 || len(finish.ToolsCalled) != 0 {
-			t.Errorf("finish = %s, %d rounds, tools %v; want stop, 1, none", finish.Reason, finish.Rounds, finish.ToolsCalled)
-		}
-		if finish.InputTokens != nil || finish.OutputTokens != nil {
-			t.Errorf("the echo model reports no usage, got %v/%v", finish.InputTokens, finish.OutputTokens)
-		}
+		return "sunny", nil
 	})
-
-	t.Run("one_tool_round", func(t *testing.T) {
-		events := collect(t, client, weatherRequest("scripted/weather", getWeather(sunnyWeather), getTime))
-		requests := only[*toolwire.ToolRequest](events)
-		if len(requests) != 1 || requests[0].Name != "get_weather" || string(requests[0].Arguments) != `{"location": "Paris"}` {
-			t.Fatalf("tool requests = %+v, want one get_weather for Paris", requests)
-		}
-		sent := only[*toolwire.ToolResultSent](events)
-		if len(sent) != 1 || sent[0].Content != `{"location": "Paris", "sky": "sunny"}` || sent[0].IsError {
-			t.Errorf("results sent = %+v", sent)
-		}
-		finish := finishOf(t, events)
-		if finish.Text != "It is sunny in Paris." || finish.Rounds != 2 {
-			t.Errorf("finish = %q in %d rounds", finish.Text, finish.Rounds)
-		}
-		equal(t, "tools called", finish.ToolsCalled, []string{"get_weather"})
-		if finish.InputTokens == nil || *finish.InputTokens != 52 || finish.OutputTokens == nil || *finish.OutputTokens != 16 {
-			t.Errorf("usage = %v in / %v out, want 52 / 16", finish.InputTokens, finish.OutputTokens)
-		}
-		var roles []toolwire.Role
-		for _, message := range finish.Messages {
-			roles = append(roles, message.Role)
-		}
-		equal(t, "roles", roles, []toolwire.Role{toolwire.RoleAssistant, toolwire.RoleTool, toolwire.RoleAssistant})
-		if finish.Messages[0].ToolCalls[0].ID != requests[0].ToolCallID {
-			t.Errorf("the assistant's call id %q is not the request's %q", finish.Messages[0].ToolCalls[0].ID, requests[0].ToolCallID)
-		}
-	})
-
-	t.Run("two_parallel_calls_answered_out_of_order", func(t *testing.T) {
-		timeSent := make(chan struct{})
-		slowWeather := getWeather(func(ctx context.Context, _ json.RawMessage) (string, error) {
-			select { // answers only after get_time's result was sent
-			case <-timeSent:
-			case <-ctx.Done():
-				return "", ctx.Err()
-			}
-			return "sunny", nil
-		})
-		var once sync.Once
-		var events []toolwire.Event
-		ctx, cancel := context.WithTimeout(t.Context(), safetyTimeout)
-		defer cancel()
-		for event, err := range client.Chat(ctx, weatherRequest("scripted/parallel", slowWeather, getTime)) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			if sent, isSent := event.(*toolwire.ToolResultSent); isSent && sent.Name == "get_time" {
-				once.Do(func() { close(timeSent) })
-			}
-			events = append(events, event)
-		}
-		var requested, sent []string
-		for _, request := range only[*toolwire.ToolRequest](events) {
-			requested = append(requested, request.Name)
-		}
-		for _, result := range only[*toolwire.ToolResultSent](events) {
-			sent = append(sent, result.Name)
-		}
-		equal(t, "requests", requested, []string{"get_weather", "get_time"})
-		equal(t, "results sent", sent, []string{"get_time", "get_weather"})
-		results := map[string]string{}
-		for _, message := range finishOf(t, events).Messages {
-			if message.Role == toolwire.RoleTool {
-				results[message.ToolCallID] = message.Content
-			}
-		}
-		if fmt.Sprint(results) != fmt.Sprint(map[string]string{"call_w": "sunny", "call_t": "12:00 in Tokyo"}) {
-			t.Errorf("tool messages = %v", results)
-		}
-	})
-
-	t.Run("a_tool_that_throws", func(t *testing.T) {
-		failing := getWeather(func(context.Context, json.RawMessage) (string, error) {
-			return "", errors.New("weather service down")
-		})
-		events := collect(t, client, weatherRequest("scripted/weather", failing))
-		sent := only[*toolwire.ToolResultSent](events)
-		if len(sent) != 1 || !sent[0].IsError || !strings.Contains(sent[0].Content, "weather service down") {
-			t.Errorf("results sent = %+v, want one error result with the error text", sent)
-		}
-		finish := finishOf(t, events)
-		if toolMessage := finish.Messages[1]; !toolMessage.IsError || !strings.Contains(toolMessage.Content, "weather service down") {
-			t.Errorf("tool message = %+v", toolMessage)
-		}
-		if finish.Reason != toolwire.FinishStop {
-			t.Errorf("reason = %s, want stop", finish.Reason)
-		}
-	})
-
-	t.Run("an_unknown_tool_is_handled_by_the_server", func(t *testing.T) {
-		events := collect(t, client, weatherRequest("scripted/unknown_tool", getWeather(sunnyWeather), getTime))
-		if requests := only[*toolwire.ToolRequest](events); len(requests) != 0 {
-			t.Errorf("tool requests = %+v, want none", requests)
-		}
-		rejected := only[*toolwire.ToolCallRejected](events)
-		if len(rejected) != 1 || rejected[0].Name != "launch_rocket" || !strings.Contains(rejected[0].Reason, "Unknown tool") {
-			t.Errorf("rejected = %+v, want launch_rocket as an unknown tool", rejected)
-		}
-		if text := finishOf(t, events).Text; text != "I cannot do that." {
-			t.Errorf("final text = %q", text)
-		}
-	})
-
-	t.Run("a_chat_cancelled_mid_stream_leaves_the_server_healthy", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(t.Context())
-		defer cancel()
-		var lastError error
-		deltas := 0
-		for event, err := range client.Chat(ctx, weatherRequest("scripted/slow")) {
-			if _, isDelta := event.(*toolwire.TextDelta); isDelta {
-				deltas++
-				cancel() // while the model is still streaming
-			}
-			lastError = err
-		}
-		if deltas != 1 || status.Code(lastError) != codes.Canceled || !errors.Is(lastError, context.Canceled) {
-			t.Errorf("after %d text deltas the chat ended with %v, want a Canceled error wrapping context.Canceled", deltas, lastError)
-		}
-		checkHealthy(t, server.Target)
-		if finish := mustRun(t, client, weatherRequest("scripted/weather", getWeather(sunnyWeather))); finish.Reason != toolwire.FinishStop {
-			t.Errorf("the next chat finished with %s, want stop", finish.Reason)
-		}
-	})
-
-	t.Run("max_tool_rounds", func(t *testing.T) {
-		finish := mustRun(t, client, weatherRequest("scripted/loop", getTime), toolwire.WithMaxToolRounds(2))
-		if finish.Reason != toolwire.FinishMaxToolRounds || finish.Rounds != 3 {
-			t.Errorf("finish = %s in %d rounds, want max_tool_rounds in 3", finish.Reason, finish.Rounds)
-		}
-		equal(t, "tools called", finish.ToolsCalled, []string{"get_time", "get_time"})
-	})
-
-	t.Run("a_server_error_surfaces_as_a_typed_error", func(t *testing.T) {
-		_, err := run(t, client, weatherRequest("scripted/unavailable"))
-		var typed *toolwire.Error
-		if !errors.As(err, &typed) || typed.Code != codes.Unavailable || !strings.Contains(typed.Message, "the model is overloaded") {
-			t.Errorf("error = %#v, want *toolwire.Error UNAVAILABLE about the overloaded model", err)
-		}
-		if status.Code(err) != codes.Unavailable {
-			t.Errorf("status.Code = %v, want Unavailable", status.Code(err))
-		}
-		_, err = run(t, client, weatherRequest("scripted/no_such_script"))
-		if !errors.As(err, &typed) || typed.Code != codes.NotFound {
-			t.Errorf("error = %v, want *toolwire.Error NOT_FOUND", err)
-		}
-	})
-
-	t.Run("manual_mode_answers_tool_requests_by_hand", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(t.Context(), safetyTimeout)
-		defer cancel()
-		session := client.Session(ctx, weatherRequest("scripted/weather", getWeather(nil)))
-		var last toolwire.Event
-		for event, err := range session.Events() {
-			if err != nil {
-				t.Fatal(err)
-			}
-			if request, isRequest := event.(*toolwire.ToolRequest); isRequest {
-				if err := session.SendResult(request.ToolCallID, "cloudy, by hand", false); err != nil {
-					t.Fatal(err)
-				}
-				if err := session.SendResult(request.ToolCallID, "twice", false); err == nil {
-					t.Error("answering the same call twice succeeded")
-				}
-			}
-			last = event
-		}
-		finish, isFinish := last.(*toolwire.Finish)
-		if !isFinish || finish.Messages[1].Content != "cloudy, by hand" {
-			t.Errorf("last event = %#v, want a Finish with the hand-written result", last)
-		}
-	})
-
-	t.Run("chat_refuses_a_tool_without_a_function", func(t *testing.T) {
-		_, err := run(t, client, weatherRequest("scripted/weather", getWeather(nil)))
-		if err == nil || !strings.Contains(err.Error(), "has no Func") {
-			t.Errorf("error = %v, want one about the missing Func", err)
-		}
-	})
-
-	t.Run("a_tool_slower_than_the_timeout_is_abandoned", func(t *testing.T) {
-		blocking := getWeather(func(ctx context.Context, _ json.RawMessage) (string, error) {
-			<-ctx.Done() // cancelled once the chat finishes
-			return "late", nil
-		})
-		events := collect(t, client, weatherRequest("scripted/weather", blocking), toolwire.WithToolTimeout(300*time.Millisecond))
-		abandoned := only[*toolwire.ToolCallAbandoned](events)
-		if len(abandoned) != 1 || abandoned[0].ToolCallID != "call_1" {
-			t.Errorf("abandoned = %+v, want call_1", abandoned)
-		}
-		if sent := only[*toolwire.ToolResultSent](events); len(sent) != 0 {
-			t.Errorf("a late result was sent: %+v", sent)
-		}
-		finish := finishOf(t, events)
-		if !finish.Messages[1].IsError || finish.Reason != toolwire.FinishStop {
-			t.Errorf("finish = %s with tool message %+v", finish.Reason, finish.Messages[1])
-		}
-	})
-
-	t.Run("a_panicking_tool_becomes_an_error_result", func(t *testing.T) {
-		panicking := getWeather(func(context.Context, json.RawMessage) (string, error) { panic("no forecast today") })
-		events := collect(t, client, weatherRequest("scripted/weather", panicking))
-		sent := only[*toolwire.ToolResultSent](events)
-		if len(sent) != 1 || !sent[0].IsError || !strings.Contains(sent[0].Content, "no forecast today") {
-			t.Errorf("results sent = %+v, want one error result with the panic value", sent)
-		}
-		if finish := finishOf(t, events); finish.Reason != toolwire.FinishStop {
-			t.Errorf("reason = %s, want stop", finish.Reason)
-		}
-	})
-
-	t.Run("finish_messages_continue_the_conversation", func(t *testing.T) {
-		first := mustRun(t, client, toolwire.ChatRequest{
-			Model:    "scripted/weather",
-			Messages: []toolwire.Message{toolwire.UserMessage("Weather in Paris?")},
-			Tools:    []toolwire.Tool{getWeather(sunnyWeather)},
-		})
-		history := append([]toolwire.Message{toolwire.UserMessage("Weather in Paris?")}, first.Messages...)
-		history = append(history, toolwire.UserMessage("Thanks, and now echo this"))
-		second := mustRun(t, client, toolwire.ChatRequest{Model: "scripted/echo", Messages: history})
-		if second.Text != "Thanks, and now echo this" {
-			t.Errorf("second answer = %q", second.Text)
-		}
-	})
-
-	t.Run("list_models", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(t.Context(), safetyTimeout)
-		defer cancel()
-		models, err := client.ListModels(ctx)
+	var once sync.Once
+	var events []toolwire.Event
+	ctx, cancel := context.WithTimeout(t.Context(), safetyTimeout)
+	defer cancel()
+	for event, err := range client.Chat(ctx, weatherRequest("scripted/parallel", slowWeather, getTime)) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids := map[string]bool{}
-		for _, model := range models {
-			ids[model.ID] = true
+		if sent, isSent := event.(*toolwire.ToolResultSent); isSent && sent.Name == "get_time" {
+			once.Do(func() { close(timeSent) })
 		}
-		for _, want := range []string{"scripted/echo", "scripted/weather", "scripted/slow"} {
-			if !ids[want] {
-				t.Errorf("ListModels lacks %s: %v", want, models)
-			}
+		events = append(events, event)
+	}
+	var requested, sent []string
+	for _, request := range only[*toolwire.ToolRequest](events) {
+		requested = append(requested, request.Name)
+	}
+	for _, result := range only[*toolwire.ToolResultSent](events) {
+		sent = append(sent, result.Name)
+	}
+	equal(t, "requests", requested, []string{"get_weather", "get_time"})
+	equal(t, "results sent", sent, []string{"get_time", "get_weather"})
+	results := map[string]string{}
+	for _, message := range finishOf(t, events).Messages {
+		if message.Role == toolwire.RoleTool {
+			results[message.ToolCallID] = message.Content
 		}
-	})
+	}
+	if fmt.Sprint(results) != fmt.Sprint(map[string]string{"call_w": "sunny", "call_t": "12:00 in Tokyo"}) {
+		t.Errorf("tool messages = %v", results)
+	}
+}
 
-	t.Run("breaking_out_early_leaks_no_goroutine", func(t *testing.T) {
-		breakingOutEarlyLeaksNoGoroutine(t, client)
+func aToolThatThrows(t *testing.T, client *toolwire.Client, server *toolwiretest.Server) {
+	failing := getWeather(func(context.Context, json.RawMessage) (string, error) {
+		return "", errors.New("weather service down")
 	})
+	events := collect(t, client, weatherRequest("scripted/weather", failing))
+	sent := only[*toolwire.ToolResultSent](events)
+	if len(sent) != 1 || !sent[0].IsError || !strings.Contains(sent[0].Content, "weather service down") {
+		t.Errorf("results sent = %+v, want one error result with the error text", sent)
+	}
+	finish := finishOf(t, events)
+	if toolMessage := finish.Messages[1]; !toolMessage.IsError || !strings.Contains(toolMessage.Content, "weather service down") {
+		t.Errorf("tool message = %+v", toolMessage)
+	}
+	if finish.Reason != toolwire.FinishStop {
+		t.Errorf("reason = %s, want stop", finish.Reason)
+	}
+}
 
-	t.Run("fifty_concurrent_chats", func(t *testing.T) {
-		var chats sync.WaitGroup
-		failures := make(chan error, 50)
-		for range 50 {
-			chats.Go(func() {
-				finish, err := run(t, client, weatherRequest("scripted/parallel", getWeather(sunnyWeather), getTime))
-				if err == nil && (finish.Reason != toolwire.FinishStop || fmt.Sprint(finish.ToolsCalled) != "[get_weather get_time]") {
-					err = fmt.Errorf("finish = %s with tools %v", finish.Reason, finish.ToolsCalled)
-				}
-				failures <- err
-			})
+func anUnknownToolIsHandledByTheServer(t *testing.T, client *toolwire.Client, server *toolwiretest.Server) {
+	events := collect(t, client, weatherRequest("scripted/unknown_tool", getWeather(sunnyWeather), getTime))
+	if requests := only[*toolwire.ToolRequest](events); len(requests) != 0 {
+		t.Errorf("tool requests = %+v, want none", requests)
+	}
+	rejected := only[*toolwire.ToolCallRejected](events)
+	if len(rejected) != 1 || rejected[0].Name != "launch_rocket" || !strings.Contains(rejected[0].Reason, "Unknown tool") {
+		t.Errorf("rejected = %+v, want launch_rocket as an unknown tool", rejected)
+	}
+	if text := finishOf(t, events).Text; text != "I cannot do that." {
+		t.Errorf("final text = %q", text)
+	}
+}
+
+func aChatCancelledMidStreamLeavesTheServerHealthy(t *testing.T, client *toolwire.Client, server *toolwiretest.Server) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var lastError error
+	deltas := 0
+	for event, err := range client.Chat(ctx, weatherRequest("scripted/slow")) {
+		if _, isDelta := event.(*toolwire.TextDelta); isDelta {
+			deltas++
+			cancel() // while the model is still streaming
 		}
-		chats.Wait()
-		close(failures)
-		for err := range failures {
-			if err != nil {
-				t.Error(err)
-			}
-		}
-	})
+		lastError = err
+	}
+	if deltas != 1 || status.Code(lastError) != codes.Canceled || !errors.Is(lastError, context.Canceled) {
+		t.Errorf("after %d text deltas the chat ended with %v, want a Canceled error wrapping context.Canceled", deltas, lastError)
+	}
+	checkHealthy(t, server.Target)
+	if finish := mustRun(t, client, weatherRequest("scripted/weather", getWeather(sunnyWeather))); finish.Reason != toolwire.FinishStop {
+		t.Errorf("the next chat finished with %s, want stop", finish.Reason)
+	}
+}
+
+func maxToolRounds(t *testing.T, client *toolwire.Client, server *toolwiretest.Server) {
+	finish := mustRun(t, client, weatherRequest("scripted/loop", getTime), toolwire.WithMaxToolRounds(2))
+	if finish.Reason != toolwire.FinishMaxToolRounds || finish.Rounds != 3 {
+		t.Errorf("finish = %s in %d rounds, want max_tool_rounds in 3", finish.Reason, finish.Rounds)
+	}
+	equal(t, "tools called", finish.ToolsCalled, []string{"get_time", "get_time"})
+}
+
+func aServerErrorSurfacesAsATypedError(t *testing.T, client *toolwire.Client, server *toolwiretest.Server) {
+	_, err := run(t, client, weatherRequest("scripted/unavailable"))
+	var typed *toolwire.Error
+	if !errors.As(err, &typed) || typed.Code != codes.Unavailable || !strings.Contains(typed.Message, "the model is overloaded") {
+		t.Errorf("error = %#v, want *toolwire.Error UNAVAILABLE about the overloaded model", err)
+	}
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("status.Code = %v, want Unavailable", status.Code(err))
+	}
+	_, err = run(t, client, weatherRequest("scripted/no_such_script"))
+	if !errors.As(err, &typed) || typed.Code != codes.NotFound {
+		t.Errorf("error = %v, want *toolwire.Error NOT_FOUND", err)
+	}
 }
 
 // checkHealthy asks the server's grpc.health.v1 service for its status.

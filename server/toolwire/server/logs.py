@@ -42,6 +42,8 @@ class JsonFormatter(logging.Formatter):
         entry.update(structured_fields(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # already formatted (and masked) by SecretMask
+            entry["exception"] = record.exc_text
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypedDict, Unpack
+from typing import Any, TypedDict, Unpack, cast
 
 import grpc
 
@@ -73,16 +74,29 @@ class Client:
     """A connection to a toolwire server.
 
     Args:
-        target: The server's address, `host:port`; used to open an insecure channel.
-        channel: A channel to use instead (e.g. with TLS); the client does not close it.
+        target: The server's address, `host:port` or `unix:/path/to.sock`.
+        channel: A channel to use instead; the client does not close it.
+        token: The server's bearer token (its `TOOLWIRE_AUTH_TOKEN`), sent as `authorization:
+            Bearer <token>` metadata on every call.
+        credentials: TLS channel credentials (`grpc.ssl_channel_credentials(...)`, with a client
+            certificate for mutual TLS); None: plaintext.
 
     Use as `async with Client(...) as client:`, or call `close()` when done. The channel is
     opened on first use, in the running event loop.
     """
 
-    def __init__(self, target: str = "127.0.0.1:50051", *, channel: grpc.aio.Channel | None = None) -> None:
+    def __init__(
+        self,
+        target: str = "127.0.0.1:50051",
+        *,
+        channel: grpc.aio.Channel | None = None,
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
         self._target = target
         self._channel = channel
+        self._credentials = credentials
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self._owns_channel = channel is None
         self._methods: _Methods | None = None
         self._closed = False
@@ -108,7 +122,9 @@ class Client:
     async def list_models(self) -> list[ModelInfo]:
         """The models the server can serve, sorted by id."""
         try:
-            response = await self._connect().list_models(chat_pb2.ListModelsRequest())
+            response = await self._connect().list_models(
+                chat_pb2.ListModelsRequest(), metadata=self._metadata
+            )
         except grpc.aio.AioRpcError as error:
             raise ToolwireError.from_rpc_error(error) from None
         return [ModelInfo(model.id, model.provider, model.description) for model in response.models]
@@ -204,9 +220,14 @@ class Client:
             raise RuntimeError("this Client is closed; create a new one")
         if self._methods is None:
             if self._channel is None:
-                self._channel = grpc.aio.insecure_channel(self._target)
+                self._channel = (
+                    grpc.aio.secure_channel(self._target, self._credentials)
+                    if self._credentials is not None
+                    else grpc.aio.insecure_channel(self._target)
+                )
             stub = chat_pb2_grpc.ChatServiceStub(self._channel)  # type: ignore[no-untyped-call]
-            self._methods = _Methods(chat=stub.Chat, list_models=stub.ListModels)
+            chat = cast(ChatMethod, functools.partial(stub.Chat, metadata=self._metadata))
+            self._methods = _Methods(chat=chat, list_models=stub.ListModels)
         return self._methods
 
 

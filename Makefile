@@ -15,7 +15,7 @@ GENERATED := clients/python/src/toolwire/v1 clients/go/toolwire/v1 clients/types
 export TOOLWIRE_BIN     := $(CURDIR)/$(VENV)/bin/toolwire
 export TOOLWIRE_SCRIPTS := $(CURDIR)/tests/scripts
 
-.PHONY: help setup run demo demo-go demo-typescript test test-python test-go test-typescript lint proto check-generated clean
+.PHONY: help setup run demo demo-go demo-typescript test test-python test-go test-typescript lint proto check-generated clean image test-container container-tools
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -58,7 +58,7 @@ demo-go: $(STAMP) ## Run the Go weather example against a fresh server
 demo-typescript: $(STAMP) ## Run the TypeScript weather example against a fresh server
 	cd examples/typescript/weather && $(CURDIR)/$(PYTHON) $(CURDIR)/examples/with_server.py npm start
 
-test: setup lint check-generated test-python test-go test-typescript ## Every check and every test suite, all languages
+test: setup lint check-generated test-python test-go test-typescript test-container ## Every check and every test suite, all languages
 
 test-python: $(STAMP) ## The Python suites (server and client), with the server coverage gate
 	$(VENV)/bin/pytest --cov --cov-report=term
@@ -90,6 +90,18 @@ check-generated: $(STAMP) $(BUF) $(GOTOOLS) ## Fail if the committed generated c
 	  done; rm -rf $$tmp; \
 	  if [ $$stale = 0 ]; then echo "generated code is up to date"; \
 	  else echo "generated code is stale: run 'make proto' and commit the result"; exit 1; fi
+
+# podman (vfs storage, chroot isolation) and debootstrap from Debian: no Docker engine and no registry
+# here, so the image builds on a bookworm base made with debootstrap (tools/container.py). Needs root.
+container-tools:
+	@command -v podman >/dev/null && command -v debootstrap >/dev/null || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y podman debootstrap; }
+
+image: $(STAMP) container-tools ## Build the container image localhost/toolwire:latest with podman (the base once, by debootstrap)
+	$(PYTHON) tools/container.py image
+
+test-container: $(STAMP) $(GOTOOLS) container-tools ## hadolint, the Kubernetes manifests, and the image built, started and checked
+	$(VENV)/bin/pytest -m container tests/container
 
 clean: ## Remove the virtualenv, tool installs and caches
 	rm -rf $(VENV) tools/node_modules tools/bin clients/typescript/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .hypothesis

@@ -83,6 +83,8 @@ class ChatTelemetry:
         self.tracer = trace.get_tracer(INSTRUMENTATION_NAME, tracer_provider=tracer_provider)
         meter = metrics.get_meter(INSTRUMENTATION_NAME, meter_provider=meter_provider)
         self.capture_content = capture_content
+        self.measures_chunks = not isinstance(meter_provider, metrics.NoOpMeterProvider)
+        """Whether chunk timings are worth taking (False when metrics go nowhere)."""
         self.operation_duration = meter.create_histogram(
             "gen_ai.client.operation.duration",
             "s",
@@ -278,19 +280,21 @@ class ModelCallTrace:
         self._span = span
         self._attributes = attributes
         self._started = time.monotonic()
+        self._measures_chunks = telemetry.measures_chunks
         self._last_chunk: float | None = None
-        self._first_chunk: float | None = None
-        self._chunk_gaps: list[float] = []
         self.error_type: str | None = None
         self.usage: Usage | None = None
 
     def chunk(self) -> None:
-        """A content chunk (text or a tool-call fragment) arrived."""
+        """A content chunk (text or a tool-call fragment) arrived: on the relay's hot path, so it
+        does nothing unless metrics are exported, and keeps nothing per chunk."""
+        if not self._measures_chunks:
+            return
         now = time.monotonic()
         if self._last_chunk is None:
-            self._first_chunk = now
+            self._telemetry.time_to_first_chunk.record(now - self._started, self._attributes)
         else:
-            self._chunk_gaps.append(now - self._last_chunk)
+            self._telemetry.time_per_output_chunk.record(now - self._last_chunk, self._attributes)
         self._last_chunk = now
 
     def ended(self, stop_reason: StopReason | None, usage: Usage | None, text: str) -> None:
@@ -310,10 +314,6 @@ class ModelCallTrace:
         if self.error_type is not None:
             attributes[ERROR_TYPE] = self.error_type
         telemetry.operation_duration.record(time.monotonic() - self._started, attributes)
-        if self._first_chunk is not None:
-            telemetry.time_to_first_chunk.record(self._first_chunk - self._started, self._attributes)
-        for gap in self._chunk_gaps:
-            telemetry.time_per_output_chunk.record(gap, self._attributes)
         if self.usage is not None:
             for token_type, count in (
                 ("input", self.usage.input_tokens),

@@ -1,4 +1,4 @@
-"""The `toolwire` command line: `serve`, `health` and `check-config`.
+"""The `toolwire` command line: `serve`, `chat`, `health` and `check-config`.
 
 Only `serve` and `check-config` import the server and the provider SDKs (seconds of imports):
 `toolwire health` runs every few seconds as a probe and must start at once.
@@ -51,7 +51,34 @@ def _parser() -> argparse.ArgumentParser:
         help="validate a config file and summarise it (exit 0), or say what is wrong and where (exit 2)",
     )
     check_parser.add_argument("file", type=Path, metavar="FILE")
+    _add_chat_command(commands)
     return parser
+
+
+def _add_chat_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    chat_parser = commands.add_parser(
+        "chat",
+        help="stream a model's answer in the terminal, with demo tools (weather, time, calculator)",
+        description="Streams MODEL's answer to PROMPT on stdout; tool calls and a summary go to stderr. "
+        "The demo tools get_weather (made-up data), get_time and calculate run in this process. "
+        "Without --target a private server runs in-process with the usual configuration (config "
+        "file, OPENAI_API_KEY, ANTHROPIC_API_KEY, ...). Example: toolwire chat scripted/weather hi",
+    )
+    chat_parser.add_argument("model", metavar="MODEL", help="provider/model-name or an alias")
+    chat_parser.add_argument("prompt", metavar="PROMPT", help="the question; - reads it from stdin")
+    chat_parser.add_argument("--system", metavar="TEXT", help="a system message before the prompt")
+    chat_parser.add_argument(
+        "--target",
+        metavar="ADDRESS",
+        help="a running server (host:port or unix:/path) instead of a private one",
+    )
+    chat_parser.add_argument("--no-tools", action="store_true", help="offer the model no tools")
+    chat_parser.add_argument(
+        "--max-tool-rounds", type=int, default=0, metavar="N", help="default: the server's"
+    )
+    chat_parser.add_argument(
+        "--config", type=Path, default=None, metavar="FILE", help="config file (default: $TOOLWIRE_CONFIG)"
+    )
 
 
 def _add_health_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -117,9 +144,7 @@ def _serve(arguments: argparse.Namespace) -> int:
     from toolwire.server.models.scripted import ScriptError
     from toolwire.server.setup import settings_from
 
-    config_path = arguments.config or (
-        Path(os.environ["TOOLWIRE_CONFIG"]) if os.environ.get("TOOLWIRE_CONFIG") else None
-    )
+    config_path = _config_path(arguments.config)
     try:
         settings = settings_from(config_path, os.environ, vars(arguments))
     except (ConfigError, options.SettingsError) as error:
@@ -145,6 +170,37 @@ def _check_config(arguments: argparse.Namespace) -> int:
     return exit_code
 
 
+def _chat(arguments: argparse.Namespace) -> int:
+    from toolwire.server.chat_command import ChatCommand, prompt_text, run_chat
+    from toolwire.server.models.config import ConfigError
+    from toolwire.server.models.scripted import ScriptError
+
+    command = ChatCommand(
+        model=arguments.model,
+        prompt=prompt_text(arguments.prompt),
+        system=arguments.system,
+        target=arguments.target,
+        token=os.environ.get("TOOLWIRE_AUTH_TOKEN") or None,
+        use_tools=not arguments.no_tools,
+        max_tool_rounds=arguments.max_tool_rounds,
+        config_path=_config_path(arguments.config),
+    )
+    try:
+        return asyncio.run(run_chat(command, sys.stdout, sys.stderr))
+    except (ScriptError, ConfigError, options.SettingsError) as error:
+        print(f"toolwire: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def _config_path(flag: Path | None) -> Path | None:
+    """--config, else $TOOLWIRE_CONFIG, else none."""
+    if flag is not None:
+        return flag
+    return Path(os.environ["TOOLWIRE_CONFIG"]) if os.environ.get("TOOLWIRE_CONFIG") else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `toolwire` command."""
     arguments = _parser().parse_args(argv)
@@ -152,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _health(arguments)
     if arguments.command == "check-config":
         return _check_config(arguments)
+    if arguments.command == "chat":
+        return _chat(arguments)
     return _serve(arguments)
 
 

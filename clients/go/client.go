@@ -5,6 +5,7 @@ import (
 	"iter"
 
 	toolwirev1 "github.com/toolwire/toolwire/clients/go/toolwire/v1"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/local"
@@ -13,8 +14,9 @@ import (
 // Client opens chats on a toolwire server and runs their tools in this process. It is safe
 // for concurrent use; each chat has its own stream.
 type Client struct {
-	stub  toolwirev1.ChatServiceClient
-	owned *grpc.ClientConn
+	stub           toolwirev1.ChatServiceClient
+	owned          *grpc.ClientConn
+	tracerProvider trace.TracerProvider // nil: OpenTelemetry's global provider
 }
 
 // ChatRequest is what a chat starts from.
@@ -41,22 +43,32 @@ type ModelInfo struct {
 // Dial returns a Client for the server at target (host:port). Without options it connects in
 // plaintext to loopback addresses only (local credentials); pass
 // grpc.WithTransportCredentials(...) to use TLS or plaintext to another host. Close the
-// client when done.
+// client when done. The options may include ClientOptions, such as WithTracerProvider.
 func Dial(target string, options ...grpc.DialOption) (*Client, error) {
 	withDefaults := append([]grpc.DialOption{grpc.WithTransportCredentials(local.NewCredentials())}, options...)
 	conn, err := grpc.NewClient(target, withDefaults...)
 	if err != nil {
 		return nil, err
 	}
-	client := NewClient(conn)
+	var clientOptions []ClientOption
+	for _, option := range options {
+		if clientOption, isClientOption := option.(ClientOption); isClientOption {
+			clientOptions = append(clientOptions, clientOption)
+		}
+	}
+	client := NewClient(conn, clientOptions...)
 	client.owned = conn
 	return client, nil
 }
 
 // NewClient returns a Client that uses conn, e.g. a *grpc.ClientConn shared with other
 // services. Close does not close conn.
-func NewClient(conn grpc.ClientConnInterface) *Client {
-	return &Client{stub: toolwirev1.NewChatServiceClient(conn)}
+func NewClient(conn grpc.ClientConnInterface, options ...ClientOption) *Client {
+	client := &Client{stub: toolwirev1.NewChatServiceClient(conn)}
+	for _, option := range options {
+		option.applyToClient(client)
+	}
+	return client
 }
 
 // Close closes the connection Dial opened; it does nothing for a client made by NewClient.

@@ -34,4 +34,17 @@
 // goroutine per call; a returned error or a panic becomes an error result for the model.
 // Client.Session lets the caller answer calls of tools without a Func (SendResult). The
 // generated gRPC code is in the toolwire/v1 package; toolwiretest starts a real server for tests.
+//
+// Tracing: each tool with a Func runs inside an OpenTelemetry span "execute_tool {name}" (kind
+// internal; attributes gen_ai.operation.name "execute_tool", gen_ai.tool.name,
+// gen_ai.tool.call.id and gen_ai.tool.type "function"; on an error result error.type
+// "tool_error" and status Error), and the ctx given to the ToolFunc carries it, so the tool's
+// own spans and instrumented calls nest under it. Its parent is the server's span for the call,
+// read from ToolRequest.TraceContext with the W3C propagator (propagation.TraceContext; the
+// server always sends W3C, so the application's global propagator is not consulted); when the
+// server does not trace, the parent is whatever span is in the ctx given to Chat, Run or
+// Session, and with none the tool span is a root. Spans come from OpenTelemetry's global tracer
+// provider, or from the one given with WithTracerProvider; the package uses only the
+// OpenTelemetry API, so until the application installs an SDK this costs next to nothing. For a
+// tool without a Func, ContextWithToolTrace gives the same parent for a span of your own.
 package toolwire

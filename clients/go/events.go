@@ -57,7 +57,8 @@ type ToolRequest struct {
 	// Round is the model call (1-based) that made the call.
 	Round int
 	// TraceContext is the W3C trace context (traceparent, tracestate) of the server's span for
-	// this call; empty when the server does not trace. Make a tool's span its child.
+	// this call; empty when the server does not trace. Tools with a Func get a span under it
+	// automatically; for others, ContextWithToolTrace returns a ctx with it as parent.
 	TraceContext map[string]string
 }
 

@@ -255,8 +255,9 @@ func (r *chatRun) dispatch(request *ToolRequest) error {
 		r.session.awaitCaller(request.ToolCallID)
 		return nil
 	}
+	tracer := r.session.client.tracer()
 	r.workers.Go(func() {
-		content, isError := runTool(r.toolContext, function, request.Arguments)
+		content, isError := traceTool(r.toolContext, tracer, request, function)
 		select {
 		case r.outcomes <- toolOutcome{request: request, content: content, isError: isError}:
 		case <-r.toolContext.Done():

@@ -16,6 +16,8 @@ import (
 //
 // ctx is cancelled when the chat ends or the caller stops iterating; a ToolFunc must return
 // soon after, because the chat waits for its tools before it returns.
+// ctx also carries the tool's OpenTelemetry span (see the package doc), the parent of spans the
+// tool starts from it.
 type ToolFunc func(ctx context.Context, args json.RawMessage) (string, error)
 
 // Tool is a tool the model may call.

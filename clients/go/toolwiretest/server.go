@@ -9,6 +9,12 @@
 // The server binary and its scripted models come from $TOOLWIRE_BIN and $TOOLWIRE_SCRIPTS
 // (the Makefile sets both); without them, from .venv/bin/toolwire and tests/scripts in the
 // repository around the working directory. Run `make setup` once to create them.
+//
+// The server gets the test process's environment without provider keys and URLs and without
+// OTEL_* variables, so it does not trace unless a test asks, e.g. with
+// Start(t, WithEnv("OTEL_TRACES_EXPORTER=console")). Its stdout and stderr are read
+// continuously and kept for failure messages, so what it prints (a console exporter's spans
+// too) never blocks it.
 package toolwiretest
 
 import (
@@ -42,19 +48,38 @@ type Server struct {
 	exited  chan error // receives the result of command.Wait once
 }
 
+// Option configures the server Start starts.
+type Option func(settings *settings)
+
+// settings is what the Options set.
+type settings struct {
+	environment []string
+}
+
+// WithEnv adds environment variables, each as "KEY=value", to the server's environment; they
+// win over the inherited ones.
+func WithEnv(variables ...string) Option {
+	return func(settings *settings) { settings.environment = append(settings.environment, variables...) }
+}
+
 // Start starts `toolwire serve --listen 127.0.0.1:0 --scripts DIR` and waits until it serves.
 // In t.Cleanup it stops the server with SIGTERM and fails the test unless it exits with 0.
 // A server that cannot be found or does not start fails the test, with its output.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB, options ...Option) *Server {
 	t.Helper()
 	binary, scripts, err := locate()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var chosen settings
+	for _, option := range options {
+		option(&chosen)
+	}
 	output := &announcingWriter{announced: make(chan string, 1)}
 	command := exec.Command(binary, "serve", "--listen", "127.0.0.1:0", "--scripts", scripts)
+	// Not *os.File writers: exec copies both pipes into output until the process exits.
 	command.Stdout, command.Stderr = output, output
-	command.Env = append(withoutProviderSettings(os.Environ()), "PYTHONUNBUFFERED=1")
+	command.Env = append(append(withoutProviderSettings(os.Environ()), "PYTHONUNBUFFERED=1"), chosen.environment...)
 	command.WaitDelay = stopTimeout
 	if err := command.Start(); err != nil {
 		t.Fatalf("toolwiretest: starting %s: %v", binary, err)
@@ -125,11 +150,13 @@ func isDirectory(path string) bool {
 	return err == nil && info.IsDir()
 }
 
-// withoutProviderSettings drops real provider keys and URLs: tests never reach a real provider.
+// withoutProviderSettings drops real provider keys and URLs (tests never reach a real provider)
+// and OpenTelemetry settings (the server traces only when a test asks, with WithEnv).
 func withoutProviderSettings(environment []string) []string {
 	kept := make([]string, 0, len(environment))
 	for _, entry := range environment {
-		if !strings.HasPrefix(entry, "OPENAI_") && !strings.HasPrefix(entry, "ANTHROPIC_") && !strings.HasPrefix(entry, "TOOLWIRE_CONFIG") {
+		if !strings.HasPrefix(entry, "OPENAI_") && !strings.HasPrefix(entry, "ANTHROPIC_") &&
+			!strings.HasPrefix(entry, "TOOLWIRE_CONFIG") && !strings.HasPrefix(entry, "OTEL_") {
 			kept = append(kept, entry)
 		}
 	}

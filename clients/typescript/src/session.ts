@@ -167,7 +167,7 @@ export class ChatSession implements AsyncIterable<ChatEvent> {
     }
     this.#answered.add(toolCallId);
     const context = { signal: this.#toolsController.signal, toolCallId, traceContext };
-    void runTool(run, request.arguments, context).then((outcome) => {
+    void runTool(name, run, request.arguments, context).then((outcome) => {
       if (this.#finished || this.#closed) {
         return; // the chat ended first: nobody awaits this result
       }

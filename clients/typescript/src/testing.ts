@@ -18,6 +18,11 @@ export interface TestServer {
   readonly target: string;
   /** Stops it with SIGTERM; rejects unless it exits with code 0. */
   stop(): Promise<void>;
+  /**
+   * What it wrote to stdout after its listening line so far (e.g. the spans of
+   * `OTEL_TRACES_EXPORTER=console`, written when exported: at the latest when it stops).
+   */
+  stdout(): string;
 }
 
 /** Where the server executable and the test scripts are. */
@@ -55,28 +60,62 @@ export function serverPaths(
   }
 }
 
-/** Starts `toolwire serve` on a free loopback port and resolves once it listens. */
-export async function startServer(paths: ServerPaths = serverPaths()): Promise<TestServer> {
+/** How to start the server. */
+export interface StartServerOptions {
+  /**
+   * Variables set for the server on top of this process's environment (`undefined` removes one),
+   * e.g. `{ OTEL_TRACES_EXPORTER: "console" }` to make it trace.
+   */
+  env?: Record<string, string | undefined>;
+}
+
+/**
+ * Starts `toolwire serve` on a free loopback port and resolves once it listens. The server's
+ * stdout is read for as long as it runs (the console exporters write there), and kept: see
+ * `TestServer.stdout`.
+ */
+export async function startServer(paths: ServerPaths = serverPaths(), options: StartServerOptions = {}): Promise<TestServer> {
   const args = ["serve", "--listen", "127.0.0.1:0", "--log-level", "warning"];
   if (paths.scripts !== "") {
     args.push("--scripts", paths.scripts);
   }
-  const child = spawn(paths.bin, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const env = { ...process.env, ...options.env };
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) {
+      delete env[name];
+    }
+  }
+  const child = spawn(paths.bin, args, { stdio: ["ignore", "pipe", "inherit"], env });
   const exited = new Promise<number | null>((resolve, reject) => {
-    child.once("exit", (code) => resolve(code));
+    child.once("close", (code) => resolve(code)); // after stdout closed: all its lines were read
     child.once("error", reject);
   });
+  const output: string[] = [];
   try {
-    const target = await firstLine(child, exited);
-    return { target, stop: () => stop(child, exited) };
+    const target = await firstLine(child, exited, output);
+    return { target, stop: () => stop(child, exited), stdout: () => output.join("\n") };
   } catch (error) {
     child.kill("SIGKILL");
     throw error;
   }
 }
 
-async function firstLine(child: ChildProcess, exited: Promise<number | null>): Promise<string> {
+/** Resolves with the address of the listening line; every later line goes to `output`. */
+async function firstLine(child: ChildProcess, exited: Promise<number | null>, output: string[]): Promise<string> {
   const lines = createInterface({ input: child.stdout! });
+  let first: ((line: string) => void) | undefined;
+  const firstSeen = new Promise<string>((resolve) => (first = resolve));
+  // A 'line' listener, not the async iterator: that one stops reading when its buffer is full,
+  // which would block a server that writes a lot to stdout.
+  lines.on("line", (line) => {
+    if (first !== undefined) {
+      first(line);
+      first = undefined;
+    } else {
+      output.push(line);
+    }
+  });
+  lines.once("close", () => first?.(""));
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`the server did not start within ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
@@ -85,8 +124,7 @@ async function firstLine(child: ChildProcess, exited: Promise<number | null>): P
     throw new Error(`the server exited with code ${code} before it listened`);
   });
   try {
-    const line = await Promise.race([lines[Symbol.asyncIterator]().next(), timeout, ended]);
-    const text = line.done === true ? "" : line.value;
+    const text = await Promise.race([firstSeen, timeout, ended]);
     if (!text.startsWith(PREFIX)) {
       throw new Error(`the server did not start: its first line was ${JSON.stringify(text)}`);
     }

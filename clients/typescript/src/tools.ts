@@ -1,8 +1,10 @@
 /**
- * Tools as a map of name → definition, and running one tool call. Pure apart from calling `run`.
+ * Tools as a map of name → definition, and running one tool call. Pure apart from calling `run`
+ * (and opening a span for it when OpenTelemetry is installed).
  *
  * @module
  */
+import { inToolSpan } from "./tracing.js";
 
 /** What a tool's `run` receives besides the arguments. */
 export interface ToolContext {
@@ -45,17 +47,24 @@ export interface ToolOutcome {
   isError: boolean;
 }
 
-/** Runs `run` with the arguments; a thrown error (or rejection) becomes an error outcome. */
-export async function runTool(
+/**
+ * Runs the tool `name`'s `run` with the arguments; a thrown error (or rejection) becomes an error
+ * outcome. With OpenTelemetry installed it runs inside a span `execute_tool {name}`, a child of the
+ * server's span for the call (see tracing.ts).
+ */
+export function runTool(
+  name: string,
   run: NonNullable<Tool["run"]>,
   args: Record<string, unknown>,
   context: ToolContext,
 ): Promise<ToolOutcome> {
-  try {
-    return { content: resultContent(await run(args, context)), isError: false };
-  } catch (error) {
-    return { content: errorContent(error), isError: true };
-  }
+  return inToolSpan(name, context.toolCallId, context.traceContext, async () => {
+    try {
+      return { content: resultContent(await run(args, context)), isError: false };
+    } catch (error) {
+      return { content: errorContent(error), isError: true };
+    }
+  });
 }
 
 /** A tool's return value as text for the model: a string as is, anything else as JSON. */

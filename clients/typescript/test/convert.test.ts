@@ -149,11 +149,11 @@ test("tool_results_as_text", async () => {
   assert.equal(resultContent(undefined), "null");
   assert.equal(errorContent(new RangeError("too far")), "RangeError: too far");
   assert.equal(errorContent("a string"), "Error: a string");
-  assert.deepEqual(await runTool(async ({ n }) => (n as number) * 2, { n: 21 }, context), { content: "42", isError: false });
-  assert.deepEqual(await runTool(() => Promise.reject(new TypeError("bad")), {}, context), { content: "TypeError: bad", isError: true });
+  assert.deepEqual(await runTool("t", async ({ n }) => (n as number) * 2, { n: 21 }, context), { content: "42", isError: false });
+  assert.deepEqual(await runTool("t", () => Promise.reject(new TypeError("bad")), {}, context), { content: "TypeError: bad", isError: true });
   const circular: Record<string, unknown> = {};
   circular.self = circular;
-  const outcome = await runTool(() => circular, {}, context);
+  const outcome = await runTool("t", () => circular, {}, context);
   assert.equal(outcome.isError, true);
   assert.match(outcome.content, /^TypeError: /);
 });

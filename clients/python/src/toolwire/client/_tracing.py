@@ -12,8 +12,9 @@ import contextlib
 from collections.abc import Iterator, Mapping
 
 try:
-    from opentelemetry import propagate, trace
+    from opentelemetry import trace
     from opentelemetry.trace import SpanKind, Status, StatusCode
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 except ImportError:  # pragma: no cover - exercised only where opentelemetry is not installed
     trace = None  # type: ignore[assignment]
 
@@ -37,7 +38,13 @@ def tool_span(name: str, tool_call_id: str, trace_context: Mapping[str, str]) ->
     if trace is None:
         yield ToolSpan(None)
         return
-    parent = propagate.extract(dict(trace_context))
+    # The server always sends W3C trace context, whatever propagator the application set globally.
+    # Without one (the server does not trace), the span joins the application's current span.
+    parent = (
+        TraceContextTextMapPropagator().extract(dict(trace_context))
+        if trace_context.get("traceparent")
+        else None
+    )
     tracer = trace.get_tracer("toolwire.client")
     attributes = {
         "gen_ai.operation.name": "execute_tool",

@@ -58,7 +58,7 @@ demo-go: $(STAMP) ## Run the Go weather example against a fresh server
 demo-typescript: $(STAMP) ## Run the TypeScript weather example against a fresh server
 	cd examples/typescript/weather && $(CURDIR)/$(PYTHON) $(CURDIR)/examples/with_server.py npm start
 
-test: setup lint check-generated test-python test-go test-typescript ## Every check and every test suite, all languages (the container build: make test-container)
+test: setup lint check-generated test-python test-go test-typescript test-container ## Every check and every test suite, all languages, and the container build
 
 test-python: $(STAMP) ## The Python suites (server and client), with the server coverage gate
 	$(VENV)/bin/pytest --cov --cov-report=term

@@ -15,7 +15,7 @@ GENERATED := clients/python/src/toolwire/v1 clients/go/toolwire/v1 clients/types
 export TOOLWIRE_BIN     := $(CURDIR)/$(VENV)/bin/toolwire
 export TOOLWIRE_SCRIPTS := $(CURDIR)/tests/scripts
 
-.PHONY: help setup run demo demo-go demo-typescript test test-python test-go test-typescript lint proto check-generated clean image test-container container-tools
+.PHONY: help setup run demo demo-go demo-typescript bench test test-python test-go test-typescript lint proto check-generated clean image test-container container-tools
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -57,6 +57,15 @@ demo-go: $(STAMP) ## Run the Go weather example against a fresh server
 
 demo-typescript: $(STAMP) ## Run the TypeScript weather example against a fresh server
 	cd examples/typescript/weather && $(CURDIR)/$(PYTHON) $(CURDIR)/examples/with_server.py npm start
+
+# LiteLLM's proxy, the peer gateway compared with, gets a virtualenv of its own (its dependencies must
+# not mix with ours); the benchmark runs without it when it does not install.
+bench: $(STAMP) ## The relay benchmark against a fake provider: docs/performance.md (BENCH_QUICK=1: ~1 min smoke)
+	$(PYTHON) -m pip install --quiet -e '.[bench]'
+	@test -x bench/.venv-litellm/bin/litellm || { python3 -m venv bench/.venv-litellm && \
+	  timeout 900 bench/.venv-litellm/bin/pip install --quiet 'litellm[proxy]'; } || \
+	  echo "bench: LiteLLM's proxy did not install; running without it"
+	$(PYTHON) -m bench.run
 
 test: setup lint check-generated test-python test-go test-typescript test-container ## Every check and every test suite, all languages, and the container build
 

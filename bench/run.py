@@ -1,0 +1,664 @@
+"""toolwire's relay benchmark (issue 6): `make bench`, or `BENCH_QUICK=1 make bench` for a smoke run.
+
+Starts, each in a process of its own: the fake provider (bench/fake_provider.py), a toolwire server
+pointed at it, and LiteLLM's proxy when bench/.venv-litellm has it. Then consumes the same streams
+three ways, interleaved per iteration:
+
+    direct    the official openai SDK (AsyncOpenAI, stream=True) against the fake: the floor
+    toolwire  a raw grpc.aio stub of ChatService (no client library: the least client overhead)
+    litellm   the official openai SDK against LiteLLM's proxy
+
+and writes docs/performance.md and docs/performance-lag.png. Every chunk's text carries its send
+time, so lags and gaps are exact (one clock, one machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import platform
+import pstats
+import random
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import grpc
+import openai
+import psutil
+
+from toolwire.v1 import chat_pb2 as pb
+from toolwire.v1 import chat_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+LITELLM = BENCH / ".venv-litellm" / "bin" / "litellm"
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+TOOL_SCHEMA = json.dumps({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})
+PATHS = ("direct", "toolwire", "litellm")
+LITELLM_MAX_STREAMS = 50
+"""LiteLLM's proxy is saturated long before this (seconds of lag at 50): more only makes the run longer."""
+
+
+# --- one stream's record --------------------------------------------------------------------------
+
+
+@dataclass
+class Trace:
+    """What a consumer saw of one chat: when it asked, and each text delta with its arrival time."""
+
+    started_ns: int = 0
+    deltas: list[tuple[int, str]] = field(default_factory=list)
+    result_sent_ns: int = 0  # when the tool result left the consumer (0: no tool round)
+    deltas_after_result: list[tuple[int, str]] = field(default_factory=list)
+    error: str = ""
+
+    def tokens(self, after_result: bool = False) -> tuple[int | None, list[tuple[int, int, int]]]:
+        """(request arrival at the provider, [(seq, sent_ns, arrived_ns)]) from the deltas."""
+        arrival = None
+        tokens = []
+        for arrived, text in self.deltas_after_result if after_result else self.deltas:
+            for token in text.split("|"):
+                if token.startswith("R"):
+                    arrival = int(token[1:])
+                elif token:
+                    seq, _, sent = token.partition("@")
+                    tokens.append((int(seq), int(sent), arrived))
+        return arrival, tokens
+
+
+# --- the three consumers ----------------------------------------------------------------------------
+
+
+def _messages() -> list[dict[str, object]]:
+    return [{"role": "user", "content": "Benchmark me."}]
+
+
+async def consume_openai(client: openai.AsyncOpenAI, model: str) -> Trace:
+    """The SDK, as a user would call it: typed chunks; a tool call answered in a second request."""
+    trace = Trace()
+    messages = _messages()
+    tools = [{"type": "function", "function": {"name": "get_value", "parameters": json.loads(TOOL_SCHEMA)}}]
+    extra = {"tools": tools} if model.endswith("-tool") else {}
+    sink = trace.deltas
+    trace.started_ns = time.time_ns()
+    for _ in range(2):
+        stream = await client.chat.completions.create(model=model, messages=messages, stream=True, **extra)
+        calls: dict[int, dict[str, str]] = {}
+        async for chunk in stream:
+            if not chunk.choices:
+                continue
+            delta = chunk.choices[0].delta
+            if delta.content:
+                sink.append((time.time_ns(), delta.content))
+            for call in delta.tool_calls or ():
+                entry = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
+                entry["id"] += call.id or ""
+                entry["name"] += (call.function.name or "") if call.function else ""
+                entry["arguments"] += (call.function.arguments or "") if call.function else ""
+        if not calls:
+            break
+        text = "".join(part for _, part in sink)
+        messages = [
+            *messages,
+            {
+                "role": "assistant",
+                "content": text,
+                "tool_calls": [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": c["arguments"]},
+                    }
+                    for c in calls.values()
+                ],
+            },
+        ]
+        messages += [
+            {"role": "tool", "tool_call_id": c["id"], "content": '{"value": 42}'} for c in calls.values()
+        ]
+        sink = trace.deltas_after_result
+        trace.result_sent_ns = time.time_ns()
+    return trace
+
+
+async def consume_toolwire(stub: chat_pb2_grpc.ChatServiceStub, model: str) -> Trace:
+    """A raw stub: start, then text deltas; a ToolRequest is answered at once."""
+    trace = Trace()
+    tools = (
+        [pb.ToolDefinition(name="get_value", parameters_json_schema=TOOL_SCHEMA)] if "-tool" in model else []
+    )
+    start = pb.ChatStart(
+        model=model, messages=[pb.Message(role=pb.ROLE_USER, content="Benchmark me.")], tools=tools
+    )
+    call = stub.Chat()
+    sink = trace.deltas
+    trace.started_ns = time.time_ns()
+    await call.write(pb.ChatRequest(start=start))
+    while True:
+        response = await call.read()
+        if response is grpc.aio.EOF:
+            break
+        kind = response.WhichOneof("event")
+        if kind == "text_delta":
+            sink.append((time.time_ns(), response.text_delta.text))
+        elif kind == "tool_request":
+            sink = trace.deltas_after_result
+            trace.result_sent_ns = time.time_ns()
+            result = pb.ToolResult(tool_call_id=response.tool_request.tool_call_id, content='{"value": 42}')
+            await call.write(pb.ChatRequest(tool_result=result))
+        elif kind == "finish":
+            await call.done_writing()
+    status = await call.code()
+    if status != grpc.StatusCode.OK:
+        trace.error = f"{status.name}: {await call.details()}"
+    return trace
+
+
+class Consumers:
+    """One client per path, made once (connection pools warm, as in a real application)."""
+
+    def __init__(self, fake_url: str, toolwire_address: str, litellm: tuple[str, str] | None = None) -> None:
+        self.direct = openai.AsyncOpenAI(api_key="bench", base_url=f"{fake_url}/v1", max_retries=0)
+        self.channel = grpc.aio.insecure_channel(toolwire_address)
+        self.stub = chat_pb2_grpc.ChatServiceStub(self.channel)
+        self.litellm = (
+            openai.AsyncOpenAI(api_key=litellm[1], base_url=litellm[0], max_retries=0, timeout=120)
+            if litellm
+            else None
+        )
+
+    def paths(self, concurrency: int = 1) -> list[str]:
+        with_litellm = self.litellm is not None and concurrency <= LITELLM_MAX_STREAMS
+        return [path for path in PATHS if path != "litellm" or with_litellm]
+
+    def run(self, path: str, scenario: str) -> Awaitable[Trace]:
+        if path == "direct":
+            return consume_openai(self.direct, scenario)
+        if path == "toolwire":
+            return consume_toolwire(self.stub, f"openai/{scenario}")
+        assert self.litellm is not None
+        return consume_openai(self.litellm, scenario)
+
+    async def close(self) -> None:
+        await self.direct.close()
+        await self.channel.close()
+        if self.litellm is not None:
+            await self.litellm.close()
+
+
+# --- the processes ----------------------------------------------------------------------------------
+
+
+def _start(
+    command: list[str], pattern: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> tuple[subprocess.Popen[str], str]:
+    """Starts a process and waits for the stdout line matching `pattern`; returns its group 1."""
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    seen = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        match = re.search(pattern, line)
+        if match:
+            # keep draining its output so the process never blocks on a full pipe
+            threading.Thread(target=_drain, args=(process,), daemon=True).start()
+            return process, match[1]
+    process.kill()
+    raise RuntimeError(f"{command[:3]} did not start:\n{''.join(seen[-30:])}")
+
+
+def _drain(process: subprocess.Popen[str]) -> None:
+    assert process.stdout is not None
+    for _ in process.stdout:
+        pass
+
+
+def _stop(process: subprocess.Popen[Any]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def toolwire_config(directory: Path, fake_port: int) -> Path:
+    path = directory / "toolwire.toml"
+    path.write_text(
+        f'[providers.openai]\nbase_url = "http://127.0.0.1:{fake_port}/v1"\n\n'
+        f'[providers.anthropic]\nbase_url = "http://127.0.0.1:{fake_port}"\n\n'
+        "[server]\nmax_concurrent_chats = 4096\n"
+    )
+    return path
+
+
+def start_toolwire(
+    config: Path, profile: Path | None = None, extra: list[str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    serve = [
+        "serve",
+        "--config",
+        str(config),
+        "--listen",
+        "127.0.0.1:0",
+        "--log-level",
+        "warning",
+        *(extra or []),
+    ]
+    command = (
+        [sys.executable, str(BENCH / "profiled_server.py"), str(profile), *serve]
+        if profile
+        else [sys.executable, "-m", "toolwire.server", *serve]
+    )
+    env = {"OPENAI_API_KEY": "sk-bench", "ANTHROPIC_API_KEY": "sk-bench", "OTEL_SDK_DISABLED": "true"}
+    return _start(command, r"toolwire listening on (\S+)", env)
+
+
+def start_litellm(
+    directory: Path, fake_port: int, scenarios: list[str]
+) -> tuple[subprocess.Popen[bytes], str, str] | None:
+    if not LITELLM.exists():
+        return None
+    config = directory / "litellm.yaml"
+    entries = "".join(
+        f"  - model_name: {name}\n    litellm_params:\n      model: openai/{name}\n"
+        f"      api_base: http://127.0.0.1:{fake_port}/v1\n      api_key: sk-bench\n"
+        for name in scenarios
+    )
+    config.write_text(f"model_list:\n{entries}litellm_settings:\n  drop_params: true\n")
+    port = _free_port()
+    key = f"sk-{secrets.token_hex(32)}"  # the proxy refuses to start without a master key
+    env = {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "LITELLM_MASTER_KEY": key}
+    process = subprocess.Popen(
+        [
+            str(LITELLM),
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **env},
+        cwd=directory,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        health = f"http://127.0.0.1:{port}/health/liveliness"
+        with contextlib.suppress(OSError), urllib.request.urlopen(health, timeout=2) as reply:
+            if reply.status == 200:
+                return process, f"http://127.0.0.1:{port}", key
+        time.sleep(1)
+    _stop(process)
+    print("litellm: the proxy did not start; running without it", file=sys.stderr)
+    return None
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+# --- statistics -------------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+@dataclass
+class Figures:
+    ttft_ms: list[float] = field(default_factory=list)
+    lag_ms: list[float] = field(default_factory=list)  # arrival - send, every chunk
+    first_lag_ms: list[float] = field(default_factory=list)  # arrival - send, first chunk
+    gap_jitter_ms: list[float] = field(default_factory=list)  # (arrival gap) - (send gap)
+    tool_ms: list[float] = field(default_factory=list)  # result sent -> next request at the provider
+    lost_or_reordered: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, trace: Trace, chunks: int) -> None:
+        if trace.error:
+            self.errors.append(trace.error)
+            return
+        _, tokens = trace.tokens()
+        if [seq for seq, _, _ in tokens] != list(range(chunks)):
+            self.lost_or_reordered += 1
+        if tokens:
+            self.ttft_ms.append((tokens[0][2] - trace.started_ns) / 1e6)
+            self.first_lag_ms.append((tokens[0][2] - tokens[0][1]) / 1e6)
+        for index, (_, sent, arrived) in enumerate(tokens):
+            self.lag_ms.append((arrived - sent) / 1e6)
+            if index:
+                _, sent0, arrived0 = tokens[index - 1]
+                self.gap_jitter_ms.append(((arrived - arrived0) - (sent - sent0)) / 1e6)
+        if trace.result_sent_ns:
+            arrival, after = trace.tokens(after_result=True)
+            if arrival is not None:
+                self.tool_ms.append((arrival - trace.result_sent_ns) / 1e6)
+            if [seq for seq, _, _ in after] != list(range(chunks)):
+                self.lost_or_reordered += 1
+
+
+def chunks_of(scenario: str) -> int:
+    return int(re.search(r"bench-(\d+)x", scenario)[1])  # type: ignore[index]
+
+
+# --- the phases -------------------------------------------------------------------------------------
+
+
+async def interleaved(
+    consumers: Consumers, scenario: str, iterations: int, concurrency: int = 1
+) -> dict[str, Figures]:
+    """Each iteration runs every path once (in a shuffled order), `concurrency` streams at a time."""
+    figures = {path: Figures() for path in consumers.paths(concurrency)}
+    for _ in range(iterations):
+        order = consumers.paths(concurrency)
+        random.shuffle(order)
+        for path in order:
+            traces = await asyncio.gather(
+                *(consumers.run(path, scenario) for _ in range(concurrency)), return_exceptions=True
+            )
+            for trace in traces:
+                if isinstance(trace, BaseException):
+                    figures[path].errors.append(repr(trace)[:200])
+                else:
+                    figures[path].add(trace, chunks_of(scenario))
+    return figures
+
+
+async def throughput(
+    consumers: Consumers, path: str, pid: int | None, streams: int, chunks: int
+) -> dict[str, float]:
+    """Flat-out streams: relayed chunks per second, and CPU per chunk of the relay (or the consumer)."""
+    scenario = f"bench-{chunks}x0"
+    me = os.getpid()
+    before = (cpu_seconds(pid) if pid else 0.0, cpu_seconds(me))
+    started = time.perf_counter()
+    traces = await asyncio.gather(*(consumers.run(path, scenario) for _ in range(streams)))
+    wall = time.perf_counter() - started
+    after = (cpu_seconds(pid) if pid else 0.0, cpu_seconds(me))
+    relayed = sum(len(trace.tokens()[1]) for trace in traces)
+    messages = sum(len(trace.deltas) for trace in traces)
+    return {
+        "chunks_per_s": relayed / wall,
+        "relay_cpu_us": (after[0] - before[0]) / relayed * 1e6 if pid else float("nan"),
+        "consumer_cpu_us": (after[1] - before[1]) / relayed * 1e6,
+        "chunks_per_message": relayed / max(1, messages),
+    }
+
+
+async def parked_memory(stub: chat_pb2_grpc.ChatServiceStub, pid: int, chats: int) -> float:
+    """Bytes of server RSS per chat parked on a ToolRequest (warm-up first; results sent after)."""
+
+    async def park(gate: asyncio.Event, ready: list[int]) -> None:
+        call = stub.Chat()
+        tools = [pb.ToolDefinition(name="get_value", parameters_json_schema=TOOL_SCHEMA)]
+        message = pb.Message(role=pb.ROLE_USER, content="Benchmark me.")
+        await call.write(
+            pb.ChatRequest(start=pb.ChatStart(model="openai/bench-4x0-tool", messages=[message], tools=tools))
+        )
+        while (response := await call.read()) is not grpc.aio.EOF:
+            if response.WhichOneof("event") == "tool_request":
+                ready.append(1)
+                await gate.wait()
+                result = pb.ToolResult(tool_call_id=response.tool_request.tool_call_id, content="{}")
+                await call.write(pb.ChatRequest(tool_result=result))
+            elif response.WhichOneof("event") == "finish":
+                await call.done_writing()
+
+    async def round_of(count: int) -> float:
+        gate, ready = asyncio.Event(), []
+        baseline = psutil.Process(pid).memory_info().rss
+        tasks = [asyncio.create_task(park(gate, ready)) for _ in range(count)]
+        while len(ready) < count:  # noqa: ASYNC110 (the chats report by appending; a poll is enough)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        grown = psutil.Process(pid).memory_info().rss - baseline
+        gate.set()
+        await asyncio.gather(*tasks)
+        return grown / count
+
+    await round_of(min(chats, 200))  # warm-up: allocator arenas, grpc's pools
+    return await round_of(chats)
+
+
+def profile_split(path: Path) -> dict[str, float]:
+    """Self time of the server's main thread by where the code lives, as shares of the total."""
+    stats = pstats.Stats(str(path))
+    groups: dict[str, float] = defaultdict(float)
+    for (filename, _, function), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        groups[_group(filename, function)] += tottime
+    groups.pop("idle (epoll wait)", None)
+    total = sum(groups.values())
+    return {name: value / total for name, value in sorted(groups.items(), key=lambda kv: -kv[1])}
+
+
+def _group(filename: str, function: str) -> str:
+    if filename == "~":
+        if "poll" in function or "select" in function:
+            return "idle (epoll wait)"
+        if "jiter" in function or "from_json" in function:
+            return "ours: toolwire.server (+ jiter)"
+        if "_cython" in function or "cygrpc" in function or "grpc" in function:
+            return "grpc (aio Cython, awaited in servicer.py)"
+        return "builtins (str/bytes/protobuf C)"
+    if filename.endswith("/toolwire/server/servicer.py"):
+        return "grpc (aio Cython, awaited in servicer.py)"  # context.read/write: Cython coroutines
+    if "/toolwire/server/" in filename:
+        return "ours: toolwire.server (+ jiter)"
+    if "/toolwire/v1/" in filename or "/google/protobuf/" in filename:
+        return "builtins (str/bytes/protobuf C)"
+    for key, name in (
+        ("/openai/", "SDK: openai"),
+        ("/anthropic/", "SDK: anthropic"),
+        ("/httpx2/", "HTTP: httpx2/httpcore/h11"),
+        ("/httpcore", "HTTP: httpx2/httpcore/h11"),
+        ("/h11/", "HTTP: httpx2/httpcore/h11"),
+        ("/anyio/", "HTTP: httpx2/httpcore/h11"),
+        ("/grpc/", "grpc (aio Cython, awaited in servicer.py)"),
+        ("/asyncio/", "asyncio event loop"),
+        ("/opentelemetry/", "opentelemetry (no-op)"),
+    ):
+        if key in filename:
+            return name
+    return "other"
+
+
+# --- the run ----------------------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    names = ["grpcio", "protobuf", "openai", "anthropic", "httpx2", "jiter", "uvloop", "toolwire"]
+    found = {name: _version(name) for name in names}
+    if LITELLM.exists():
+        out = subprocess.run(
+            [
+                str(LITELLM.parent / "python"),
+                "-c",
+                "import importlib.metadata as m; print(m.version('litellm'))",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        found["litellm"] = out.stdout.strip() or "?"
+    return found
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "-"
+
+
+def machine() -> dict[str, str]:
+    model = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
+    }
+
+
+async def main() -> dict[str, object]:
+    results: dict[str, object] = {
+        "machine": machine(),
+        "versions": versions(),
+        "quick": QUICK,
+        "load_before": os.getloadavg(),
+    }
+    directory = Path(tempfile.mkdtemp(prefix="toolwire-bench-"))
+    fake, fake_port_text = _start([sys.executable, str(BENCH / "fake_provider.py")], r"listening on (\d+)")
+    fake_port = int(fake_port_text)
+    fake_url = f"http://127.0.0.1:{fake_port}"
+    config = toolwire_config(directory, fake_port)
+    processes = [fake]
+    try:
+        server, address = start_toolwire(config)
+        processes.append(server)
+        scenarios = [
+            "bench-64x20ms",
+            "bench-2000x0",
+            "bench-1x0-tool",
+            "bench-8x0-tool",
+            "bench-60x50ms",
+            "bench-64x0",
+        ]
+        litellm = start_litellm(directory, fake_port, scenarios)
+        if litellm:
+            processes.append(litellm[0])
+        consumers = Consumers(fake_url, address, (litellm[1], litellm[2]) if litellm else None)
+        pids = {"toolwire": server.pid, "litellm": litellm[0].pid if litellm else None}
+        results["paths"] = consumers.paths()
+        log = lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)  # noqa: E731
+
+        log("warm-up")
+        await interleaved(consumers, "bench-64x0", 3)
+
+        n = 3 if QUICK else 25
+        log(f"1 stream, 64 chunks 20 ms apart, {n} interleaved iterations")
+        results["single"] = await interleaved(consumers, "bench-64x20ms", n)
+
+        n = 10 if QUICK else 200
+        log(f"tool round trip (last ToolResult -> next request at the provider), {n} iterations")
+        results["tool"] = await interleaved(consumers, "bench-8x0-tool", n)
+
+        log("flat out: 4 streams x 2000 chunks, CPU per relayed chunk")
+        flat: dict[str, list[dict[str, float]]] = defaultdict(list)
+        for _ in range(1 if QUICK else 3):
+            for path in consumers.paths():
+                chunks = 300 if path == "litellm" or QUICK else 2000
+                flat[path].append(await throughput(consumers, path, pids.get(path), 4, chunks))
+        results["flat"] = flat
+
+        concurrency = [1, 50] if QUICK else [1, 50, 100, 200, 350, 500]
+        sweep: dict[str, dict[int, Figures]] = defaultdict(dict)
+        for streams in concurrency:
+            log(f"{streams} concurrent streams at 20 chunks/s (60 chunks, 50 ms apart)")
+            for path, figures in (await interleaved(consumers, "bench-60x50ms", 1, streams)).items():
+                sweep[path][streams] = figures
+        results["sweep"] = sweep
+
+        burst = [] if QUICK else [100, 200]
+        results["burst"] = {}
+        for streams in burst:
+            log(f"{streams} concurrent streams, 64 chunks 20 ms apart (TTFT, gaps)")
+            results["burst"][streams] = await interleaved(consumers, "bench-64x20ms", 1, streams)  # type: ignore[index]
+
+        chats = 50 if QUICK else 500
+        log(f"memory: {chats} chats parked on a ToolRequest")
+        results["memory_per_chat"] = await parked_memory(consumers.stub, server.pid, chats)
+        await consumers.close()
+        _stop(server)
+        processes.remove(server)
+
+        log("profile: the server under cProfile, 4 streams x 2000 chunks flat out")
+        profile = directory / "server.prof"
+        server, address = start_toolwire(config, profile)
+        processes.append(server)
+        consumers = Consumers(fake_url, address)
+        await throughput(consumers, "toolwire", server.pid, 4, 200)
+        server.send_signal(signal.SIGUSR1)  # profile only the measured window, not start-up
+        await asyncio.sleep(0.2)
+        results["profiled"] = await throughput(consumers, "toolwire", server.pid, 4, 500 if QUICK else 2000)
+        server.send_signal(signal.SIGUSR2)
+        await asyncio.sleep(0.5)
+        await consumers.close()
+        _stop(server)
+        processes.remove(server)
+        results["profile"] = profile_split(profile)
+        results["profile_top"] = _top(profile)
+    finally:
+        for process in processes:
+            _stop(process)
+    results["load_after"] = os.getloadavg()
+    return results
+
+
+def _top(path: Path, count: int = 25) -> list[tuple[str, float, int]]:
+    stats = pstats.Stats(str(path))
+    rows = []
+    for (filename, line, function), (_, calls, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        if "poll" in function:
+            continue
+        where = filename.split("site-packages/")[-1].split("/server/toolwire/")[-1]
+        rows.append((f"{where}:{line}({function})", tottime, calls))
+    return sorted(rows, key=lambda row: -row[1])[:count]
+
+
+if __name__ == "__main__":
+    from bench import report
+
+    gc.freeze()
+    outcome = asyncio.run(main())
+    report.write(outcome, ROOT / "docs")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tests.conftest import WEATHER_TOOL, start_request
+from tests.conftest import SCRIPTS, WEATHER_TOOL, start_request
 from toolwire.server.settings import Limits, ServerSettings
 from toolwire.v1 import chat_pb2 as pb
 
@@ -284,3 +285,31 @@ async def test_health_turns_not_serving_on_shutdown(server, channel):
     for service in ("", "toolwire.v1.ChatService"):
         response = await health.Check(health_pb2.HealthCheckRequest(service=service))
         assert response.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@pytest.mark.parametrize(
+    "server_settings",
+    [
+        ServerSettings(
+            listen="127.0.0.1:0", script_dirs=(SCRIPTS,), limits=Limits(max_request_bytes=64 * 1024)
+        )
+    ],
+)
+async def test_an_oversized_message_mid_chat_is_no_internal_error(stub, server_settings, caplog):
+    """gRPC answers a message over max_request_bytes itself (RESOURCE_EXHAUSTED) and ends the call
+    under the running chat: the chat's next write fails. That is the call ending, not a server bug."""
+    caplog.set_level(logging.INFO)
+    call = stub.Chat(timeout=10)
+    await call.write(start_request("scripted/slow"))
+    await call.write(pb.ChatRequest(tool_result=pb.ToolResult(tool_call_id="t", content="x" * 100_000)))
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        async for _ in call:
+            pass
+    assert raised.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    for _ in range(200):  # the chat notices at its next write, a moment later
+        lines = [record for record in caplog.records if record.name == "toolwire.server.chat"]
+        if lines:
+            break
+        await asyncio.sleep(0.05)
+    assert [record.status for record in lines] == ["CANCELLED"]
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

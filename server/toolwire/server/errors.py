@@ -31,6 +31,12 @@ class FailedPrecondition(ToolwireError):
     """The chat cannot go on in its current state (e.g. a scripted model ran out of turns)."""
 
 
+class CallEnded(ToolwireError):
+    """gRPC ended the call under the chat: the client went away, or gRPC itself failed the call (e.g.
+    a request message over max_request_bytes, answered RESOURCE_EXHAUSTED by gRPC). The client
+    already has its status; this one only names the chat's end in the server's log."""
+
+
 class ModelError(ToolwireError):
     """A model call failed. `code` is the canonical status name (e.g. "UNAVAILABLE")."""
 

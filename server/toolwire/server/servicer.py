@@ -10,7 +10,7 @@ from toolwire.server import convert
 from toolwire.server.chat_events import ChatEvent
 from toolwire.server.chat_gate import ChatGate
 from toolwire.server.conversation import ChatRequest, ToolResult
-from toolwire.server.errors import InvalidRequest
+from toolwire.server.errors import CallEnded, InvalidRequest
 from toolwire.server.models.registry import ModelRegistry
 from toolwire.server.session import ChatSessions
 from toolwire.server.settings import ServerSettings
@@ -18,6 +18,11 @@ from toolwire.server.telemetry import NO_TELEMETRY, ChatTelemetry
 from toolwire.v1 import chat_pb2, chat_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+_CALL_ENDED = (
+    "gRPC ended the call before the chat did: the client went away, or a request message was over "
+    "the server's max_request_bytes (the client got RESOURCE_EXHAUSTED from gRPC)"
+)
 
 
 class GrpcChatStream:
@@ -29,7 +34,10 @@ class GrpcChatStream:
         self._settings = settings
 
     async def receive(self) -> ChatRequest | ToolResult | None:
-        request = await self._context.read()
+        try:
+            request = await self._context.read()
+        except grpc.aio.InternalError:
+            raise CallEnded(_CALL_ENDED) from None
         if request is grpc.aio.EOF:  # type: ignore[attr-defined]
             return None
         assert isinstance(request, chat_pb2.ChatRequest)
@@ -41,7 +49,10 @@ class GrpcChatStream:
         raise InvalidRequest("a ChatRequest with neither start nor tool_result set: set one of them")
 
     async def send(self, event: ChatEvent) -> None:
-        await self._context.write(convert.event_to_proto(event))
+        try:
+            await self._context.write(convert.event_to_proto(event))
+        except grpc.aio.InternalError:
+            raise CallEnded(_CALL_ENDED) from None
 
 
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):

@@ -22,6 +22,7 @@ ERROR_TABLE: dict[type[errors.ToolwireError], grpc.StatusCode] = {
     errors.ModelNotFound: grpc.StatusCode.NOT_FOUND,
     errors.LimitExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.CallEnded: grpc.StatusCode.CANCELLED,
     errors.ModelProtocolError: grpc.StatusCode.UNAVAILABLE,
     errors.ProviderUnauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.ProviderPermissionDenied: grpc.StatusCode.PERMISSION_DENIED,

@@ -20,10 +20,10 @@ OK = grpc.StatusCode.OK
 async def run_chat(stub, *requests, answer=True, deadline_seconds=10):
     """Sends `requests`, answers every ToolRequest (if `answer`), returns (events, status code, details)."""
     call = stub.Chat(timeout=deadline_seconds)
-    for request in requests:
-        await call.write(request)
     events = []
     try:
+        for request in requests:  # the server may end the call before a write completes
+            await call.write(request)
         async for response in call:
             events.append(response)
             if answer and response.HasField("tool_request"):

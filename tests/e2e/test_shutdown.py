@@ -5,6 +5,7 @@ status (not a reset stream), and the process exits 0. Also the Unix socket's lif
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import subprocess
@@ -24,6 +25,17 @@ from toolwire.v1 import chat_pb2_grpc
 
 WEATHER = "scripted/weather"
 SHUT_DOWN = "the server shut down before the chat finished; retry on another instance"
+
+
+@contextlib.contextmanager
+def serving(*flags: str):
+    """A server for one test, stopped even when the test fails half-way (no process or pipe left)."""
+    server = start_server(*flags)
+    try:
+        yield server
+    finally:
+        if not server.log.closed:  # the test did not reach its own stop_server
+            stop_server(server)
 
 
 async def read_until(call, field: str):
@@ -48,7 +60,11 @@ async def assert_draining(channel: grpc.aio.Channel, stub) -> None:
 
 
 async def test_a_chat_running_at_sigterm_finishes_within_a_long_grace():
-    server = start_server("--shutdown-grace-seconds", "30")
+    with serving("--shutdown-grace-seconds", "30") as server:
+        await _finishes_within_a_long_grace(server)
+
+
+async def _finishes_within_a_long_grace(server) -> None:
     async with grpc.aio.insecure_channel(server.target) as channel:
         stub = chat_pb2_grpc.ChatServiceStub(channel)
         call = stub.Chat(timeout=30)
@@ -68,7 +84,11 @@ async def test_a_chat_running_at_sigterm_finishes_within_a_long_grace():
 
 
 async def test_a_chat_still_running_after_a_short_grace_ends_unavailable():
-    server = start_server("--shutdown-grace-seconds", "0.5")
+    with serving("--shutdown-grace-seconds", "0.5") as server:
+        await _ends_unavailable_after_a_short_grace(server)
+
+
+async def _ends_unavailable_after_a_short_grace(server) -> None:
     async with grpc.aio.insecure_channel(server.target) as channel:
         stub = chat_pb2_grpc.ChatServiceStub(channel)
         call = stub.Chat(timeout=30)

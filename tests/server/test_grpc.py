@@ -313,3 +313,21 @@ async def test_an_oversized_message_mid_chat_is_no_internal_error(stub, server_s
         await asyncio.sleep(0.05)
     assert [record.status for record in lines] == ["CANCELLED"]
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("raw", [b"\xff\xff", start_request("scripted/echo").SerializeToString() + b"\xff"])
+async def test_a_message_that_is_not_a_chat_request_is_invalid_argument(channel, raw, caplog):
+    chat = channel.stream_stream(
+        "/toolwire.v1.ChatService/Chat",
+        request_serializer=lambda message: message,
+        response_deserializer=pb.ChatResponse.FromString,
+    )
+    call = chat(timeout=10)
+    await call.write(raw)
+    await call.done_writing()
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        async for _ in call:
+            pass
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a toolwire.v1.ChatRequest" in raised.value.details()
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from toolwire.server import convert
 from toolwire.server.chat_events import ChatEvent
@@ -38,6 +39,11 @@ class GrpcChatStream:
             request = await self._context.read()
         except grpc.aio.InternalError:
             raise CallEnded(_CALL_ENDED) from None
+        except DecodeError:
+            raise InvalidRequest(
+                "a request message is not a toolwire.v1.ChatRequest (its protobuf wire format is corrupt): "
+                "send messages serialized from the toolwire.v1 ChatRequest type"
+            ) from None
         if request is grpc.aio.EOF:  # type: ignore[attr-defined]
             return None
         assert isinstance(request, chat_pb2.ChatRequest)

@@ -49,3 +49,25 @@ def test_checks_explain_what_to_fix():
     assert too_small is not None and "arguments['n']" in too_small and "minimum" in too_small
     long_garbage = box.check(AssembledCall("c", "count", "{" + "x" * 500)).error
     assert long_garbage is not None and len(long_garbage) < 400 and long_garbage.count("x") <= 200
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        '{"type": "object", "properties": {"a": ' * 300 + "{}" + "}}" * 300,  # deep for the schema check
+        '{"type": "object", "x": ' + "[" * 5000 + "]" * 5000 + "}",  # deep for the JSON parser
+    ],
+)
+def test_a_schema_nested_too_deeply_is_invalid_not_a_crash(schema):
+    with pytest.raises(InvalidRequest, match="nested too deeply"):
+        parse_tool_definition(0, "deep", "", schema)
+
+
+def test_arguments_nested_too_deeply_are_refused_to_the_model():
+    recursive = '{"type": "object", "properties": {"a": {"$ref": "#"}}}'
+    toolbox = ToolBox([parse_tool_definition(0, "deep", "", recursive)])
+    too_deep_to_parse = '{"a": ' + "[" * 5000 + "]" * 5000 + "}"
+    too_deep_to_validate = '{"a": ' * 900 + "{}" + "}" * 900  # parses, but the $ref recursion is too deep
+    for arguments in (too_deep_to_parse, too_deep_to_validate):
+        verdict = toolbox.check(AssembledCall("c", "deep", arguments))
+        assert "nested too deeply" in (verdict.error or "")

@@ -22,6 +22,7 @@ from toolwire.server.errors import InvalidRequest
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EMPTY_SCHEMA: dict[str, object] = {"type": "object", "properties": {}}
 _SHOWN_ARGUMENTS = 200
+_TOO_DEEP = "is nested too deeply to check: flatten it (a tool schema rarely needs more than a few levels)"
 
 
 def parse_tool_definition(position: int, name: str, description: str, schema_text: str) -> ToolDefinition:
@@ -35,6 +36,8 @@ def parse_tool_definition(position: int, name: str, description: str, schema_tex
         return ToolDefinition(name, description, dict(_EMPTY_SCHEMA))
     try:
         schema = json.loads(schema_text)
+    except RecursionError:
+        raise InvalidRequest(f"{where}.parameters_json_schema of tool {name!r} {_TOO_DEEP}") from None
     except json.JSONDecodeError as error:
         raise InvalidRequest(
             f"{where}.parameters_json_schema of tool {name!r} is not valid JSON: {error.msg} "
@@ -49,6 +52,8 @@ def parse_tool_definition(position: int, name: str, description: str, schema_tex
         )
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
+    except RecursionError:
+        raise InvalidRequest(f"{where}.parameters_json_schema of tool {name!r} {_TOO_DEEP}") from None
     except jsonschema.SchemaError as error:
         path = "/".join(str(part) for part in error.absolute_path) or "(root)"
         raise InvalidRequest(
@@ -93,6 +98,12 @@ class ToolBox:
             )
         try:
             arguments = json.loads(call.arguments_json)
+        except RecursionError:
+            return Verdict(
+                f"The arguments for tool {call.name!r} are nested too deeply: "
+                f"{_shorten(call.arguments_json)}. Call the tool again with flatter arguments.",
+                call.arguments_json,
+            )
         except json.JSONDecodeError as error:
             return Verdict(
                 f"The arguments for tool {call.name!r} are not valid JSON ({error.msg} at position "
@@ -105,7 +116,14 @@ class ToolBox:
                 f"not {type(arguments).__name__}: {_shorten(call.arguments_json)}.",
                 call.arguments_json,
             )
-        problem = best_match(validator.iter_errors(arguments))
+        try:
+            problem = best_match(validator.iter_errors(arguments))
+        except RecursionError:
+            return Verdict(
+                f"The arguments for tool {call.name!r} are nested too deeply to check against its schema. "
+                "Call the tool again with flatter arguments.",
+                call.arguments_json,
+            )
         if problem is not None:
             path = "".join(f"[{part!r}]" for part in problem.absolute_path) or " (the top level)"
             return Verdict(

@@ -163,6 +163,8 @@ def tool_result_from_proto(result: pb.ToolResult) -> ToolResult:
 
 def event_to_proto(event: events.ChatEvent) -> pb.ChatResponse:
     """Converts one chat event to the ChatResponse that carries it."""
+    if type(event) is events.TextOut:  # the hot path: most events of a chat, skip the match
+        return pb.ChatResponse(text_delta=pb.TextDelta(text=event.text, round=event.round))
     match event:
         case events.TextOut(text, model_round):
             return pb.ChatResponse(text_delta=pb.TextDelta(text=text, round=model_round))

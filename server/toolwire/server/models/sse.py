@@ -35,6 +35,9 @@ class SSEDecoder:
         self._partial = lines.pop()
         events: list[ServerSentEvent] = []
         for line in lines:
+            if line[:6] == b"data: " and line[-1:] != b"\r":  # the common line, without a call
+                self._data.append(line[6:])
+                continue
             event = self._line(line)
             if event is not None:
                 events.append(event)

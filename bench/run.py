@@ -642,6 +642,14 @@ async def main() -> dict[str, object]:
         _stop(server)
         processes.remove(server)
         results["profile"] = profile_split(profile)
+        log("our own code alone: python -m bench.micro")
+        micro = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.micro", stdout=subprocess.PIPE, cwd=ROOT
+        )
+        micro_out = (await micro.communicate())[0].decode()
+        results["micro"] = dict(
+            (line.split(":")[0], float(line.split(":")[1].split()[0])) for line in micro_out.splitlines()
+        )
         results["profile_top"] = _top(profile)
     finally:
         for process in processes:

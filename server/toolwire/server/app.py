@@ -136,6 +136,8 @@ async def serve(settings: ServerSettings, announce: bool = True) -> None:
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stopping.set)
     server = Server(settings)
+    if hasattr(signal, "SIGUSR1"):
+        loop.add_signal_handler(signal.SIGUSR1, report_tasks, server)
     await server.start()
     if announce:
         print("\n".join(f"toolwire listening on {address}" for address in server.addresses), flush=True)
@@ -143,6 +145,12 @@ async def serve(settings: ServerSettings, announce: bool = True) -> None:
     await stopping.wait()
     log.info("stopping: health NOT_SERVING, new chats refused")
     await server.stop()
+
+
+def report_tasks(server: Server) -> None:
+    """On SIGUSR1: how many asyncio tasks are alive and how many chats are running, in one log line
+    (a soak compares them with a baseline to find tasks left behind)."""
+    log.info("tasks alive: %d, chats running: %d", len(asyncio.all_tasks()), server.gate.running)
 
 
 def describe_security(settings: ServerSettings) -> str:

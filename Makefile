@@ -80,6 +80,10 @@ test-typescript: $(STAMP) $(TS_STAMP) ## The TypeScript client: tsc --strict, th
 	cd clients/typescript && npm test
 	cd examples/typescript/weather && npm test
 
+.PHONY: soak
+soak: $(STAMP) ## Hundreds of concurrent chats with tool rounds, cancels, provider faults, slow readers against a real server; then memory, fds and tasks back at the baseline (SOAK_SECONDS=180, SOAK_CONCURRENCY=300)
+	$(PYTHON) soak/run.py
+
 lint: $(STAMP) $(BUF) ## ruff, mypy, buf lint, and buf breaking against main's proto
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

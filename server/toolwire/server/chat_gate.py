@@ -60,6 +60,10 @@ class ChatGate:
             await context.abort(refusal.code, refusal.message)
         chat: asyncio.Task[object] = asyncio.create_task(runner(record))
         self._running.add(chat)
+        # When the call ends under the chat (the client cancelled or went away) the chat ends too,
+        # even if grpc does not cancel this handler (seen in the soak: a chat waiting for tool results
+        # ran on until its tool timeout).
+        context.add_done_callback(lambda _: _cancel(chat))  # type: ignore[arg-type]  # stub wants a class
         deadline = self._start_deadline(chat)
         try:
             code, message, trailers = await self._outcome(chat, record)
@@ -135,3 +139,7 @@ class ChatGate:
             for chat in running:
                 self._end(chat, Ending(grpc.StatusCode.UNAVAILABLE, SHUT_DOWN))
             await asyncio.wait(running)
+
+
+def _cancel(chat: asyncio.Task[object]) -> None:
+    chat.cancel()

@@ -372,6 +372,10 @@ timeout_seconds = 1.5
         finally:
             log = server.log_text()
             code = stop_server(server)
+            if report.failures:
+                saved = Path(tempfile.gettempdir()) / f"toolwire-soak-{server.process.pid}.log"
+                saved.write_text(log)
+                report.failures.append(f"the server's log is in {saved}")
         if code != 0:
             report.failures.append(f"the server exited {code}")
         for marker in (
@@ -407,6 +411,11 @@ async def _soak(server: ServerProcess, config: SoakConfig, report: Report) -> No
     await watcher
     report.end = await _settle(server)
     _check(config, report)
+    if report.end["chats"]:
+        # Stuck, or only slow to end? Look again after the longest tool timeout the chats asked for.
+        await asyncio.sleep(35)
+        later = await asyncio.to_thread(server_state, server)
+        report.failures.append(f"35 s later: {_describe(later)}")
 
 
 def _check(config: SoakConfig, report: Report) -> None:

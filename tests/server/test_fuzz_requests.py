@@ -371,7 +371,7 @@ def check(outcome: Outcome, server_log: ServerLog) -> None:
 
 
 FUZZ = settings(
-    max_examples=80,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,
@@ -390,7 +390,7 @@ async def test_random_request_sequences_end_with_a_named_status(fuzz_channel, se
     server_log.take_statuses()
 
 
-@settings(FUZZ, max_examples=25)
+@settings(FUZZ, max_examples=20)
 @given(first=raw_messages, then=st.lists(raw_messages, max_size=2))
 async def test_messages_that_are_not_chat_requests_end_with_a_named_status(
     fuzz_channel, server_log, first, then

@@ -215,7 +215,7 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     load = f"load average {results['load_before'][0]:.1f} before, {results['load_after'][0]:.1f} after"
     versions = ", ".join(f"{name} {version}" for name, version in results["versions"].items())
     verdicts = "\n".join(f"- {_mark(holds)} {text}" for text, _, holds in rows.verdicts)
-    profiled = results["profiled"]
+    profiled = results["profiled"] or {"chunks_per_s": float("nan"), "relay_cpu_us": float("nan")}
     quick = " **Quick run (BENCH_QUICK=1): few samples.**" if results["quick"] else ""
     text = f"""{BEGIN}
 

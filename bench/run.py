@@ -637,10 +637,10 @@ async def main() -> dict[str, object]:
             processes.append(server)
             consumers = Consumers(fake_url, address)
             await throughput(consumers, "toolwire", server.pid, 4, 200)
-            server.send_signal(signal.SIGUSR1)  # profile only the measured window, not start-up
+            server.send_signal(signal.SIGRTMIN + 1)  # profile only the measured window, not start-up
             await asyncio.sleep(1.0)
             profiled = await throughput(consumers, "toolwire", server.pid, 4, 500 if QUICK else 2000)
-            server.send_signal(signal.SIGUSR2)
+            server.send_signal(signal.SIGRTMIN + 2)
             for _ in range(50):
                 await asyncio.sleep(0.1)
                 if profile.exists() and profile.stat().st_size > 1000:

@@ -85,6 +85,7 @@ class FakeProvider:
         self._changed = threading.Condition()
         self._completed = 0
         self._closed_early = 0
+        self._connections = 0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
@@ -119,6 +120,12 @@ class FakeProvider:
         """How many responses lost their client (closed or reset) before the whole body was sent."""
         with self._changed:
             return self._closed_early
+
+    @property
+    def connections(self) -> int:
+        """How many connections clients opened."""
+        with self._changed:
+            return self._connections
 
     def start(self) -> None:
         """Starts serving in a background daemon thread; returns once the port is bound."""
@@ -198,6 +205,8 @@ class FakeProvider:
     def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # A plain callback, so the writer is known (and can be aborted by stop) before the task runs.
         self._writers.add(writer)
+        with self._changed:
+            self._connections += 1
         task = asyncio.get_running_loop().create_task(self._handle(reader, writer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -1,9 +1,10 @@
 """The Anthropic Messages adapter.
 
 The same shape as the OpenAI adapter: `request_body` maps a `ModelCall` to the wire request, the
-official SDK sends it, and the raw SSE body is mapped event by event to internal events. Anthropic's
-wire specifics stay here: the system prompt as a parameter, tool results as `tool_result` blocks
-inside a user message, strict role alternation, thinking blocks sent back with their signatures.
+provider's transport sends it (models/transport.py), and the raw SSE body is mapped event by event
+to internal events. Anthropic's wire specifics stay here: the system prompt as a parameter, tool
+results as `tool_result` blocks inside a user message, strict role alternation, thinking blocks
+sent back with their signatures.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import anthropic
 import jiter
 
 from toolwire.server.conversation import Message, ModelCall, Role, ToolChoiceMode
@@ -29,22 +29,14 @@ from toolwire.server.events import (
     Usage,
 )
 from toolwire.server.models import provider_errors
-from toolwire.server.models.wire import (
-    STREAM_HEADERS,
-    SdkErrors,
-    count,
-    provider_failures,
-    sse_payloads,
-    string,
-)
+from toolwire.server.models.transport import ProviderTransport
+from toolwire.server.models.wire import count, sse_payloads, string
 
 WIRE_API = "anthropic"
 """The `Reasoning.provider` of thinking blocks this adapter produces and sends back."""
 
 DEFAULT_MAX_TOKENS = 4096
 """Anthropic requires an output limit; this one applies when the request sets none."""
-
-_SDK_ERRORS = SdkErrors(anthropic.APIStatusError, anthropic.APITimeoutError, anthropic.APIConnectionError)
 
 _STOP_REASONS = {
     "end_turn": StopReason.STOP,
@@ -71,11 +63,9 @@ class AnthropicOptions:
 class AnthropicModel:
     """One Claude model behind the Messages API."""
 
-    def __init__(
-        self, client: anthropic.AsyncAnthropic, provider: str, model_name: str, options: AnthropicOptions
-    ) -> None:
-        self._client = client
-        self._provider = provider
+    def __init__(self, transport: ProviderTransport, model_name: str, options: AnthropicOptions) -> None:
+        self._transport = transport
+        self._provider = transport.endpoint.provider
         self._model_name = model_name
         self._options = options
 
@@ -85,17 +75,12 @@ class AnthropicModel:
 
     async def stream(self, call: ModelCall) -> AsyncGenerator[ModelEvent, None]:
         body = request_body(call, self._model_name, self._options)
-        headers = {**self._options.extra_headers, **STREAM_HEADERS}
-        client = self._client
-        secrets = tuple(secret for secret in (client.api_key, client.auth_token) if secret)
-        with provider_failures(_SDK_ERRORS, provider=self._provider, secrets=secrets, timeout=client.timeout):
-            async with client.messages.with_streaming_response.create(
-                **body, extra_headers=headers
-            ) as response:
-                events = _events(response.iter_bytes(), self._provider, secrets)
-                async with contextlib.aclosing(events):
-                    async for event in events:
-                        yield event
+        transport = self._transport
+        async with transport.post_stream("/v1/messages", body, self._options.extra_headers) as raw:
+            events = _events(raw, self._provider, transport.endpoint.secrets)
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    yield event
 
 
 # --- request ------------------------------------------------------------------------------------
@@ -121,13 +106,12 @@ def request_body(call: ModelCall, model_name: str, options: AnthropicOptions) ->
         body["tool_choice"] = _wire_tool_choice(call)
     if generation.stop:
         body["stop_sequences"] = list(generation.stop)
-    # The SDK's `create` no longer takes temperature/top_p as arguments, while the Messages API still
-    # accepts them (and answers 400 for a model that does not): they travel in the extra body.
-    sampling = {"temperature": generation.temperature, "top_p": generation.top_p}
-    extra_body = {key: value for key, value in sampling.items() if value is not None}
-    extra_body.update(options.extra_body)
-    if extra_body:
-        body["extra_body"] = extra_body
+    # Sent when set; the API answers 400 for a model that refuses them.
+    if generation.temperature is not None:
+        body["temperature"] = generation.temperature
+    if generation.top_p is not None:
+        body["top_p"] = generation.top_p
+    body.update(options.extra_body)
     return body
 
 

@@ -1,7 +1,8 @@
 """The OpenAI Chat Completions adapter: OpenAI itself and every OpenAI-compatible server.
 
 One shape, shared with the Anthropic adapter: `request_body` maps a `ModelCall` to the wire request,
-the official SDK sends it (auth, base URL, headers, error classes), and the raw SSE body is decoded
+the provider's transport sends it (models/transport.py: the SDK client's URL and headers over
+aiohttp, errors mapped in one place), and the raw SSE body is decoded
 here and mapped chunk by chunk to internal events by small named functions. Compatible servers
 differ only by `OpenAIQuirks` (configuration), never by code paths of their own.
 """
@@ -14,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jiter
-import openai
 
 from toolwire.server.conversation import Message, ModelCall, Role, ToolChoiceMode, ToolDefinition
 from toolwire.server.events import (
@@ -28,18 +28,11 @@ from toolwire.server.events import (
 )
 from toolwire.server.models import provider_errors
 from toolwire.server.models.sse import SSEDecoder
-from toolwire.server.models.wire import (
-    STREAM_HEADERS,
-    SdkErrors,
-    count,
-    provider_failures,
-    string,
-)
+from toolwire.server.models.transport import ProviderTransport
+from toolwire.server.models.wire import count, string
 
 WIRE_API = "openai"
 """The `Reasoning.provider` of reasoning this adapter produces and accepts back."""
-
-_SDK_ERRORS = SdkErrors(openai.APIStatusError, openai.APITimeoutError, openai.APIConnectionError)
 
 _STOP_REASONS = {
     "stop": StopReason.STOP,
@@ -75,11 +68,9 @@ class OpenAIQuirks:
 class OpenAIChatModel:
     """One model behind a Chat Completions endpoint."""
 
-    def __init__(
-        self, client: openai.AsyncOpenAI, provider: str, model_name: str, quirks: OpenAIQuirks
-    ) -> None:
-        self._client = client
-        self._provider = provider
+    def __init__(self, transport: ProviderTransport, model_name: str, quirks: OpenAIQuirks) -> None:
+        self._transport = transport
+        self._provider = transport.endpoint.provider
         self._model_name = model_name
         self._quirks = quirks
 
@@ -89,19 +80,13 @@ class OpenAIChatModel:
 
     async def stream(self, call: ModelCall) -> AsyncGenerator[ModelEvent, None]:
         body = request_body(call, self._model_name, self._quirks)
-        headers = {**self._quirks.extra_headers, **STREAM_HEADERS}
-        client = self._client
-        with provider_failures(
-            _SDK_ERRORS, provider=self._provider, secrets=(client.api_key,), timeout=client.timeout
-        ):
-            async with client.chat.completions.with_streaming_response.create(
-                **body, extra_headers=headers
-            ) as response:
-                state = _StreamState(secrets=(client.api_key,))
-                events = _events(response.iter_bytes(), state, self._provider, self._quirks)
-                async with contextlib.aclosing(events):
-                    async for event in events:
-                        yield event
+        transport = self._transport
+        async with transport.post_stream("/chat/completions", body, self._quirks.extra_headers) as raw:
+            state = _StreamState(secrets=transport.endpoint.secrets)
+            events = _events(raw, state, self._provider, self._quirks)
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    yield event
 
 
 # --- request ------------------------------------------------------------------------------------
@@ -130,8 +115,7 @@ def request_body(call: ModelCall, model_name: str, quirks: OpenAIQuirks) -> dict
         body[quirks.max_tokens_field] = options.max_output_tokens
     if options.stop:
         body["stop"] = list(options.stop)
-    if quirks.extra_body:
-        body["extra_body"] = dict(quirks.extra_body)
+    body.update(quirks.extra_body)
     return body
 
 

@@ -1,9 +1,10 @@
-"""Providers reached over HTTP: one SDK client per configured provider, one adapter per wire API."""
+"""Providers reached over HTTP: one transport per configured provider, one adapter per wire API."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import anthropic
-import httpx2
 import openai
 
 from toolwire.server.errors import FailedPrecondition
@@ -11,18 +12,19 @@ from toolwire.server.models.anthropic_messages import AnthropicModel
 from toolwire.server.models.base import Model, ModelInfo
 from toolwire.server.models.config import ProviderSettings
 from toolwire.server.models.openai_chat import OpenAIChatModel
+from toolwire.server.models.transport import Endpoint, ProviderTransport, sdk_headers
 
 _API_NAMES = {"openai": "Chat Completions API", "anthropic": "Messages API"}
 _NO_KEY = "not-needed"  # the SDKs insist on a key; local servers ignore it
 
 
 class RemoteProvider:
-    """A provider from the configuration; its SDK client (and connection pool) is made on first use."""
+    """A provider from the configuration: its transport (and connection pool) is made on first use,
+    from the official SDK client of its wire API, which decides the URL and headers."""
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
-        self._openai: openai.AsyncOpenAI | None = None
-        self._anthropic: anthropic.AsyncAnthropic | None = None
+        self._transport: ProviderTransport | None = None
 
     @property
     def name(self) -> str:
@@ -41,8 +43,8 @@ class RemoteProvider:
                 "toolwire server's environment (or api_key_env in its config file)"
             )
         if settings.wire_api == "anthropic":
-            return AnthropicModel(self._anthropic_client(), settings.name, model_name, settings.anthropic)
-        return OpenAIChatModel(self._openai_client(), settings.name, model_name, settings.quirks)
+            return AnthropicModel(self.transport(), model_name, settings.anthropic)
+        return OpenAIChatModel(self.transport(), model_name, settings.quirks)
 
     def list_models(self) -> list[ModelInfo]:
         if not self.usable:
@@ -55,31 +57,36 @@ class RemoteProvider:
         ]
 
     async def close(self) -> None:
-        """Closes the SDK clients' connection pools."""
-        for client in (self._openai, self._anthropic):
-            if client is not None:
-                await client.close()
+        """Closes the connection pool."""
+        if self._transport is not None:
+            await self._transport.close()
 
-    def _timeout(self) -> httpx2.Timeout:
+    def transport(self) -> ProviderTransport:
+        """The provider's transport, made on first use."""
+        if self._transport is None:
+            self._transport = ProviderTransport(self._endpoint())
+        return self._transport
+
+    def _endpoint(self) -> Endpoint:
         settings = self.settings
-        return httpx2.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds)
+        api_key = settings.api_key or _NO_KEY
+        client: openai.AsyncOpenAI | anthropic.AsyncAnthropic
+        if settings.wire_api == "anthropic":
+            client = anthropic.AsyncAnthropic(api_key=api_key, base_url=settings.base_url)
+        else:
+            client = openai.AsyncOpenAI(api_key=api_key, base_url=settings.base_url)
+        return Endpoint(
+            provider=settings.name,
+            base_url=str(client.base_url).rstrip("/"),
+            headers=sdk_headers(client),
+            secrets=_secrets(settings.api_key, client.auth_headers),
+            timeout_seconds=settings.timeout_seconds,
+            connect_timeout_seconds=settings.connect_timeout_seconds,
+        )
 
-    def _openai_client(self) -> openai.AsyncOpenAI:
-        if self._openai is None:
-            self._openai = openai.AsyncOpenAI(
-                api_key=self.settings.api_key or _NO_KEY,
-                base_url=self.settings.base_url,
-                max_retries=0,  # retries are ours (models/resilience.py): one policy for every provider
-                timeout=self._timeout(),
-            )
-        return self._openai
 
-    def _anthropic_client(self) -> anthropic.AsyncAnthropic:
-        if self._anthropic is None:
-            self._anthropic = anthropic.AsyncAnthropic(
-                api_key=self.settings.api_key or _NO_KEY,
-                base_url=self.settings.base_url,
-                max_retries=0,
-                timeout=self._timeout(),
-            )
-        return self._anthropic
+def _secrets(api_key: str | None, auth_headers: Mapping[str, object]) -> tuple[str, ...]:
+    """What to redact from every error: the key, and whatever credential the SDK's auth headers carry
+    (a bearer token it took from the environment, say)."""
+    credentials = (str(value).removeprefix("Bearer ") for value in auth_headers.values())
+    return tuple(secret for secret in (api_key, *credentials) if secret)

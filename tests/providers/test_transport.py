@@ -1,0 +1,191 @@
+"""The provider transport (models/transport.py): what the SDK client decides about a request still
+reaches the wire, the connection pool is reused, and odd error responses stay clean domain errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import anthropic
+import openai
+import pytest
+from aiohttp import web
+
+from tests.fakes.provider import FakeProvider, Reply
+from tests.providers.conftest import model_call, provider_settings
+from toolwire.server import errors
+from toolwire.server.models.remote import RemoteProvider
+from toolwire.server.models.transport import MAX_ERROR_BODY_BYTES, environment_proxy
+
+REPLY = {
+    "openai": b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
+    b"data: [DONE]\n\n",
+    "anthropic": b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","usage":'
+    b'{"input_tokens":1,"output_tokens":0}}}\n\nevent: message_delta\ndata: {"type":"message_delta",'
+    b'"delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":1}}\n\nevent: message_stop\n'
+    b'data: {"type":"message_stop"}\n\n',
+}
+
+
+@pytest.fixture(params=["openai", "anthropic"])
+def wire(request) -> str:
+    return request.param
+
+
+async def run_once(provider: RemoteProvider) -> list[object]:
+    async with contextlib.aclosing(provider.resolve("test-model").stream(model_call())) as events:
+        return [event async for event in events]
+
+
+async def failure_of(provider: RemoteProvider) -> errors.ToolwireError:
+    with pytest.raises(errors.ToolwireError) as caught:
+        await run_once(provider)
+    return caught.value
+
+
+async def test_the_sdk_clients_identity_headers_reach_the_provider(wire, fake_provider):
+    """The SDK client stays the source of what is sent: its user agent and, for Anthropic, the API
+    version it was built for."""
+    fake_provider.enqueue(Reply(body=REPLY[wire]))
+    provider = RemoteProvider(provider_settings(wire, fake_provider.url))
+    try:
+        await run_once(provider)
+    finally:
+        await provider.close()
+    headers = fake_provider.requests[0].headers
+    sdk = {"openai": ("AsyncOpenAI/Python", openai), "anthropic": ("AsyncAnthropic/Python", anthropic)}
+    agent, module = sdk[wire]
+    assert headers["user-agent"] == f"{agent} {module.__version__}"
+    assert headers["content-type"] == "application/json"
+    if wire == "anthropic":
+        expected = anthropic.AsyncAnthropic(api_key="x").default_headers["anthropic-version"]
+        assert headers["anthropic-version"] == expected
+
+
+@contextlib.asynccontextmanager
+async def keep_alive_provider(wire: str, connections: list[object]) -> AsyncIterator[str]:
+    """A provider that keeps connections open (the test fake closes each one) and, like many real
+    ones, ends the HTTP body a moment after the stream's last event; its URL. Each request's
+    connection (transport) is appended to `connections`."""
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        connections.append(request.transport)
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(REPLY[wire])
+        await asyncio.sleep(0.05)  # the last event is read; the body's end comes in a later packet
+        await response.write_eof()
+        return response
+
+    application = web.Application()
+    application.router.add_post("/v1/chat/completions", stream)
+    application.router.add_post("/v1/messages", stream)
+    runner = web.AppRunner(application)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_connection_is_kept_for_the_next_model_call(wire):
+    """The reader stops at the last event; the connection still goes back to the pool (drained in the
+    background), so the next model call does not pay a new TCP and TLS handshake."""
+    connections: list[object] = []
+    async with keep_alive_provider(wire, connections) as url:
+        provider = RemoteProvider(provider_settings(wire, url))
+        try:
+            for _ in range(3):
+                events = await run_once(provider)
+                assert events, "no events from the stream"
+                await asyncio.sleep(0.2)  # room for the background drain (it needs ~0.05 s)
+        finally:
+            await provider.close()
+    assert len(connections) == 3
+    assert len({id(connection) for connection in connections}) == 1, "a new connection per model call"
+
+
+def test_one_provider_serves_successive_event_loops(wire, fake_provider):
+    """A pool belongs to one event loop; a provider used again from a second loop (a test, a
+    restarted server in the same process) makes a new one instead of failing."""
+    fake_provider.enqueue(Reply(body=REPLY[wire]), Reply(body=REPLY[wire]))
+    provider = RemoteProvider(provider_settings(wire, fake_provider.url))
+
+    async def run_and_close() -> list[object]:
+        try:
+            return await run_once(provider)
+        finally:
+            await provider.close()
+
+    first = asyncio.run(run_and_close())
+    second = asyncio.run(run_and_close())
+    assert first and first == second
+    assert fake_provider.completed == 2
+
+
+async def test_an_oversized_non_json_error_body_is_cut_short(wire, fake_provider):
+    body = b"upstream proxy says no. " + b"x" * (3 * MAX_ERROR_BODY_BYTES)
+    fake_provider.enqueue(Reply(status=502, body=body, content_type="text/html"))
+    provider = RemoteProvider(provider_settings(wire, fake_provider.url))
+    try:
+        error = await failure_of(provider)
+    finally:
+        await provider.close()
+    assert type(error) is errors.ProviderUnavailable
+    assert "HTTP 502" in error.message
+    assert "upstream proxy says no." in error.message
+    assert len(error.message) < MAX_ERROR_BODY_BYTES + 200
+
+
+async def test_a_refused_connection_is_unavailable_and_names_no_header(wire):
+    with FakeProvider() as stopped:
+        url = stopped.url
+    provider = RemoteProvider(provider_settings(wire, url))
+    try:
+        error = await failure_of(provider)
+    finally:
+        await provider.close()
+    assert type(error) is errors.ProviderUnavailable
+    assert "connection failed" in error.message
+    assert "sk-" not in error.message
+
+
+@pytest.mark.parametrize(
+    ("environment", "url", "expected"),
+    [
+        ({}, "https://api.openai.com/v1", None),
+        (
+            {"HTTPS_PROXY": "http://proxy.internal:3128"},
+            "https://api.openai.com/v1",
+            "http://proxy.internal:3128",
+        ),
+        ({"HTTPS_PROXY": "http://proxy.internal:3128"}, "http://127.0.0.1:8000/v1", None),
+        (
+            {"HTTP_PROXY": "http://proxy.internal:3128"},
+            "http://vllm.internal:8000/v1",
+            "http://proxy.internal:3128",
+        ),
+        (
+            {"HTTPS_PROXY": "http://proxy.internal:3128", "NO_PROXY": "api.anthropic.com"},
+            "https://api.anthropic.com",
+            None,
+        ),
+        (
+            {"ALL_PROXY": "socks5://proxy.internal:1080"},
+            "https://api.openai.com/v1",
+            "socks5://proxy.internal:1080",
+        ),
+    ],
+)
+def test_the_proxy_comes_from_the_environment_as_the_sdks_take_it(monkeypatch, environment, url, expected):
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert environment_proxy(url) == expected

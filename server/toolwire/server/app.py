@@ -141,7 +141,12 @@ async def serve(settings: ServerSettings, announce: bool = True) -> None:
     await server.start()
     if announce:
         print("\n".join(f"toolwire listening on {address}" for address in server.addresses), flush=True)
-    log.info("serving on %s (%s)", ", ".join(server.addresses), describe_security(settings))
+    log.info(
+        "serving on %s (%s; %s event loop)",
+        ", ".join(server.addresses),
+        describe_security(settings),
+        loop_name(loop),
+    )
     await stopping.wait()
     log.info("stopping: health NOT_SERVING, new chats refused")
     await server.stop()
@@ -151,6 +156,11 @@ def report_tasks(server: Server) -> None:
     """On SIGUSR1: how many asyncio tasks are alive and how many chats are running, in one log line
     (a soak compares them with a baseline to find tasks left behind)."""
     log.info("tasks alive: %d, chats running: %d", len(asyncio.all_tasks()), server.gate.running)
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """`uvloop` or `asyncio`: which event loop runs the server, for the start-up line."""
+    return type(loop).__module__.partition(".")[0]
 
 
 def describe_security(settings: ServerSettings) -> str:

@@ -149,6 +149,8 @@ OPTIONS: tuple[Option, ...] = (
            _env("max_tool_result_bytes"), _flag("max_tool_result_bytes"), _at_least(1)),
     Option("max_request_bytes", 4 * MIB, "largest single ChatRequest accepted", _integer,
            _env("max_request_bytes"), _flag("max_request_bytes"), _at_least(1024)),
+    Option("uvloop", True, "run on uvloop when it is installed (less CPU per gRPC message); "
+           "off: the standard asyncio loop", _boolean, _env("uvloop"), ("--uvloop",)),
 )  # fmt: skip
 
 OPTIONS_BY_KEY = {option.key: option for option in OPTIONS}
@@ -281,6 +283,7 @@ def _settings(
         tls=_tls(values["tls_cert_file"], values["tls_key_file"], values["tls_client_ca_file"]),
         log_format=values["log_format"],
         log_level=values["log_level"],
+        uvloop=values["uvloop"],
     )  # fmt: skip
 
 

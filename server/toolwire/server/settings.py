@@ -77,6 +77,9 @@ class ServerSettings:
     log_format: str = "text"
     """`text` or `json` (one object per line)."""
     log_level: str = "INFO"
+    uvloop: bool = True
+    """Run the event loop on uvloop when it is installed (~20% less CPU per grpc.aio message);
+    False, or uvloop missing: the standard asyncio loop."""
 
     def __post_init__(self) -> None:
         if isinstance(self.listen, str):  # one address written as a plain string

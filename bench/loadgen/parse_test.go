@@ -1,0 +1,85 @@
+package main
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestParseDelta(t *testing.T) {
+	cases := []struct {
+		name      string
+		text      string
+		want      []token
+		malformed int
+	}{
+		{"one chunk", "7@1700000000000000123|", []token{{seq: 7, ns: 1700000000000000123}}, 0},
+		{
+			"first chunk of a response, with its R token",
+			"R1700000000000000001|0@1700000000000000002|",
+			[]token{{arrival: true, ns: 1700000000000000001}, {seq: 0, ns: 1700000000000000002}},
+			0,
+		},
+		{
+			"merged deltas",
+			"1@100|2@200|3@300|",
+			[]token{{seq: 1, ns: 100}, {seq: 2, ns: 200}, {seq: 3, ns: 300}},
+			0,
+		},
+		{
+			"merged across a response boundary",
+			"59@500|R600|0@700|",
+			[]token{{seq: 59, ns: 500}, {arrival: true, ns: 600}, {seq: 0, ns: 700}},
+			0,
+		},
+		{"a trailing partial token", "1@100|2@2", []token{{seq: 1, ns: 100}}, 1},
+		{"only a partial token", "R12", nil, 1},
+		{"garbage between tokens", "1@100|hello|x@1|R|2@200|", []token{{seq: 1, ns: 100}, {seq: 2, ns: 200}}, 3},
+		{"empty", "", nil, 0},
+		{"empty pieces are skipped", "|1@100||", []token{{seq: 1, ns: 100}}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, malformed := parseDelta(c.text, nil)
+			if !reflect.DeepEqual(got, c.want) || malformed != c.malformed {
+				t.Fatalf("parseDelta(%q) = %+v, %d malformed; want %+v, %d", c.text, got, malformed, c.want, c.malformed)
+			}
+		})
+	}
+}
+
+func TestParseDeltaAppends(t *testing.T) {
+	out, _ := parseDelta("1@1|", []token{{seq: 0, ns: 0}})
+	if len(out) != 2 || out[1].seq != 1 {
+		t.Fatalf("got %+v", out)
+	}
+}
+
+func TestAnalyze(t *testing.T) {
+	ok := &chat{started: 0, deltas: []delta{
+		{at: 1_000_000, text: "R100|0@500000|"},
+		{at: 3_000_000, text: "1@1500000|2@2000000|"},
+	}}
+	short := &chat{deltas: []delta{{at: 10, text: "R1|0@1|2@2|"}}}
+	tool := &chat{
+		deltas: []delta{{at: 10, text: "R1|0@1|1@2|2@3|"}, {at: 20, text: "R4000015|0@4|1@5|2@6|"}},
+		tools:  []toolRound{{deltas: 1, sent: 15}},
+	}
+	missingResponse := &chat{
+		deltas: []delta{{at: 10, text: "R1|0@1|1@2|2@3|"}},
+		tools:  []toolRound{{deltas: 1, sent: 15}},
+	}
+	failed := &chat{err: "UNAVAILABLE: gone"}
+	out := analyze([][]*chat{{ok, short}, {tool, missingResponse, failed}}, 3)
+	if out.Chats != 5 || out.Failed.Count != 1 || out.Failed.Errors[0] != "UNAVAILABLE: gone" {
+		t.Fatalf("chats/failed: %+v", out)
+	}
+	if out.LostOrReordered != 2 { // short (seq 1 missing), and the missing response
+		t.Fatalf("lost_or_reordered = %d", out.LostOrReordered)
+	}
+	if out.Chunks != 3+2+6+3 || out.Messages != 2+1+2+1 {
+		t.Fatalf("chunks %d, messages %d", out.Chunks, out.Messages)
+	}
+	if out.ToolToRequestMs == nil || *out.ToolToRequestMs.P50 != 4 {
+		t.Fatalf("tool_to_request_ms = %+v", out.ToolToRequestMs)
+	}
+}

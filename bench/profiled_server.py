@@ -2,9 +2,10 @@
 
 PROFILE_START (SIGRTMIN+1) starts profiling, PROFILE_STOP (SIGRTMIN+2) stops it and writes OUT.prof,
 so the profile covers the measured window only (not start-up imports). Not SIGUSR1: the server
-itself answers that one (it logs the tasks alive), which took it from the profiler. It covers the server's main thread: the asyncio loop with our
-code, the SDK's HTTP transport and grpc.aio's Python layer; time inside grpc's Cython coroutines is
-counted as the self time of the Python function awaiting them.
+itself answers that one (it logs the tasks alive), which took it from the profiler. It covers the
+server's main thread: the asyncio loop with our code, the HTTP transport (aiohttp) and grpc.aio's
+Python layer; time inside grpc's Cython coroutines is counted as the self time of the Python
+function awaiting them.
 """
 
 import cProfile

@@ -9,6 +9,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench import report_go
+
 BEGIN = "<!-- bench:begin (written by make bench: edit bench/report.py, not this section) -->"
 END = "<!-- bench:end -->"
 
@@ -112,28 +114,31 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         name: _pct(getattr(single["direct"], name), q) for name in ("ttft_ms", "gap_jitter_ms") for q in (99,)
     }
     floor_note = "; added vs direct at 1 stream"
+    go = results.get("go") or {}
+    consumer_note = "; Python consumer" if go else ""
+    concurrency_bar = (lambda bar: None) if go else (lambda bar: bar)  # then judged on the Go rows
     rows.added("TTFT p50, 1 stream (ms)", each(single, "ttft_ms", 50), 0.5)
     rows.added("TTFT p99, 1 stream (ms)", each(single, "ttft_ms", 99), 2, also=added_p50(single, "ttft_ms"))
     if 100 in burst:
         rows.added("TTFT p50, 100 streams (ms)", each(burst[100], "ttft_ms", 50), None)
-        rows.added(f"TTFT p99, 100 streams (ms{floor_note})", each(burst[100], "ttft_ms", 99), 5,
-                   floor=one["ttft_ms"])  # fmt: skip
+        rows.added(f"TTFT p99, 100 streams (ms{floor_note}{consumer_note})", each(burst[100], "ttft_ms", 99),
+                   concurrency_bar(5), floor=one["ttft_ms"])  # fmt: skip
     rows.added("chunk delivery lag p50, 1 stream (ms)", each(single, "lag_ms", 50), None)
     rows.added("chunk delivery lag p99, 1 stream (ms)", each(single, "lag_ms", 99), None)
     rows.added("gap between chunks − sent gap, p99, 1 stream (ms)", each(single, "gap_jitter_ms", 99), 1)
     if 200 in burst:
         rows.added(
-            f"gap between chunks − sent gap, p99, 200 streams (ms{floor_note})",
+            f"gap between chunks − sent gap, p99, 200 streams (ms{floor_note}{consumer_note})",
             each(burst[200], "gap_jitter_ms", 99),
-            2,
+            concurrency_bar(2),
             floor=one["gap_jitter_ms"],
         )
         rows.added("chunk delivery lag p99, 200 streams at 50/s (ms)", each(burst[200], "lag_ms", 99), None)
     rows.added("last ToolResult → next request at provider, p50 (ms)", each(tool, "tool_ms", 50), None)
     rows.added(
-        "last ToolResult → next request at provider, p99 (ms)",
+        f"last ToolResult → next request at provider, p99 (ms{consumer_note})",
         each(tool, "tool_ms", 99),
-        1,
+        concurrency_bar(1),
         also=added_p50(tool, "tool_ms"),
     )
 
@@ -177,12 +182,21 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         path: _pct(sweep[path][top].lag_ms, 99) if top in sweep[path] else float("nan") for path in sweep
     }
     rows.plain(
-        f"delivery lag p99, {top} chats at 20 chunks/s (ms)",
+        f"delivery lag p99, {top} chats at 20 chunks/s (ms{consumer_note})",
         sustained,
-        "≤ 50 ms",
-        sustained["toolwire"] <= 50,
+        "" if go else "≤ 50 ms",
+        None if go else sustained["toolwire"] <= 50,
         1,
     )
+    if go:
+        go_lines, go_verdicts = report_go.bars(go, one["ttft_ms"], one["gap_jitter_ms"])
+        rows.lines.extend(go_lines)
+        rows.verdicts.extend(go_verdicts)
+        go_lost, go_failed = report_go.lost_and_failed(go)
+        rows.verdicts.append(
+            (f"Go load generator runs: {go_lost} streams lost or reordered a chunk, {go_failed} chats failed",
+             "go-lost", go_lost == 0 and go_failed == 0)
+        )  # fmt: skip
     memory = results["memory_per_chat"] / 1024
     rows.lines.append(
         f"| server memory per chat waiting on a tool (KiB) | | **{memory:.1f}** | | | | | | < 64 KiB "
@@ -207,6 +221,12 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         "| LiteLLM ÷ toolwire (added) | bar |\n|---|---:|---:|---:|---:|---:|---:|---:|---|"
     )
     sweep_table = _sweep_table(sweep)
+    go_table = (
+        "**The same with the Go load generator** (bench/loadgen; a fresh server per process count, "
+        "`--workers`; CPU of the whole server process tree):\n\n" + report_go.sweep_table(go)
+        if go
+        else "The Go load generator phase did not run (no Go toolchain, or its build failed)."
+    )
     profile = "\n".join(f"| {name} | {share:.1%} |" for name, share in results["profile"].items())
     top_functions = "\n".join(
         f"| `{where}` | {seconds * 1e3:.0f} | {calls:,} |"
@@ -220,8 +240,7 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     profile_section = (
         PROFILE_TEMPLATE.format(profiled=profiled, profile=profile, top_functions=top_functions)
         if results["profile"]
-        else "**Where the server's CPU goes**: the profiled run came out empty this time (a late "
-        "signal); docs/performance.md quotes the split of an earlier run."
+        else "**Where the server's CPU goes**: the profiled run came out empty this time."
     )
     quick = " **Quick run (BENCH_QUICK=1): few samples.**" if results["quick"] else ""
     text = f"""{BEGIN}
@@ -240,9 +259,11 @@ Latencies in ms; "added" is the path's figure minus the direct SDK's.
 {verdicts}
 
 **Delivery lag against concurrency** (every chat streams 60 chunks 50 ms apart, all started at
-once; lag = arrival at the consumer − send time at the provider; ms):
+once; lag = arrival at the consumer − send time at the provider; ms). Python consumers, interleaved:
 
 {sweep_table}
+
+{go_table}
 
 ![delivery lag p99 against concurrent chats](performance-lag.png)
 
@@ -288,7 +309,9 @@ def _sweep_table(sweep: dict[str, dict[int, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _plot(sweep: dict[str, dict[int, Any]], path: Path) -> None:
+def _plot(
+    sweep: dict[str, dict[int, Any]], path: Path, more: dict[str, dict[int, tuple[float, float]]]
+) -> None:
     try:
         import matplotlib
 
@@ -302,6 +325,15 @@ def _plot(sweep: dict[str, dict[int, Any]], path: Path) -> None:
         for q, style in ((99, "-o"), (50, ":.")):
             axes.plot(
                 counts, [max(0.01, _pct(points[n].lag_ms, q)) for n in counts], style, label=f"{name} p{q}"
+            )
+    for name, by_count in more.items():
+        counts = sorted(by_count)
+        for index, style in ((1, "-s"), (0, ":x")):
+            axes.plot(
+                counts,
+                [max(0.01, by_count[n][index]) for n in counts],
+                style,
+                label=f"{name} p{99 if index else 50}",
             )
     axes.axhline(50, color="grey", linewidth=0.8, linestyle="--", label="bar: p99 50 ms")
     axes.set_yscale("log")
@@ -328,7 +360,7 @@ def write(results: dict[str, Any], docs: Path) -> None:
             target.write_text(current.rstrip() + "\n\n" + text + "\n")
     else:
         target.write_text("# Performance\n\n" + text + "\n")
-    _plot(results["sweep"], docs / "performance-lag.png")
+    _plot(results["sweep"], docs / "performance-lag.png", report_go.plot_points(results.get("go") or {}))
     raw = {
         key: value
         for key, value in results.items()

@@ -43,6 +43,7 @@ import grpc
 import openai
 import psutil
 
+from bench.go_load import go_load
 from toolwire.v1 import chat_pb2 as pb
 from toolwire.v1 import chat_pb2_grpc
 
@@ -629,6 +630,20 @@ async def main() -> dict[str, object]:
         processes.remove(server)
 
         (BENCH / "last-run.pickle").write_bytes(pickle.dumps(results))  # kept even if what follows fails
+        log("the concurrency rows again, with the Go load generator, 1 and 2 server processes")
+        try:
+            results["go"] = await go_load(
+                lambda extra: start_toolwire(config, extra=extra),
+                _stop,
+                [1, 2],
+                [50, 500] if QUICK else [1, 50, 100, 200, 350, 500],
+                [100] if QUICK else [100, 200],
+                log,
+            )
+        except Exception as error:  # no Go here, or a failed build: the rest of the run still counts
+            log(f"the Go load generator phase failed: {error!r}"[:500])
+            results["go"] = {}
+        (BENCH / "last-run.pickle").write_bytes(pickle.dumps(results))
         log("profile: the server under cProfile, 4 streams x 2000 chunks flat out")
         results["profile"], results["profile_top"], results["profiled"] = {}, [], {}
         for attempt in range(3):  # a signal can land late on a loaded machine: then the profile is empty

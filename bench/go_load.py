@@ -1,0 +1,83 @@
+"""The benchmark's concurrency phase driven by the Go load generator (bench/loadgen).
+
+The Python consumers of bench/run.py cost ~170 µs of CPU per received message; at hundreds of
+streams they, not the relay, saturate the 2-core machine. This phase runs the concurrency rows of
+the bar against a fresh toolwire server for each process count (`--workers`), with the load
+generator in Go, and records the server's CPU (the whole process tree) for each run:
+
+    sweep   N chats at once, each 60 chunks 50 ms apart (20 chunks/s a chat)
+    burst   N chats at once, each 64 chunks 20 ms apart (TTFT and gaps under a burst of starts)
+    tool    1 stream, 200 chats with a tool round (ToolResult -> next request at the provider)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import loadgen
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live children (the workers of `--workers N`)."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+async def measured(
+    binary: Path, pid: int, address: str, model: str, streams: int, rounds: int = 1
+) -> dict[str, Any]:
+    """One load-generator run, with the server tree's CPU seconds spent during it."""
+    before = tree_cpu_seconds(pid)
+    figures = await loadgen.run(binary, address, model, streams, rounds)
+    figures["server_cpu_seconds"] = tree_cpu_seconds(pid) - before
+    chunks = figures.get("chunks") or 0
+    per_chunk = figures["server_cpu_seconds"] / chunks * 1e6 if chunks else float("nan")
+    figures["server_cpu_us_per_chunk"] = per_chunk
+    return figures
+
+
+async def go_load(
+    start_server: Callable[[list[str]], tuple[Any, str]],
+    stop_server: Callable[[Any], None],
+    worker_counts: list[int],
+    sweep: list[int],
+    burst: list[int],
+    log: Callable[[str], None],
+) -> dict[int, dict[str, Any]]:
+    """Per process count: {"sweep": {streams: figures}, "burst": {...}, "tool": figures}."""
+    binary = loadgen.build()
+    results: dict[int, dict[str, Any]] = {}
+    for workers in worker_counts:
+        server, address = start_server(["--workers", str(workers)] if workers > 1 else [])
+        pid = server.pid
+        label = f"Go load generator, {workers} server process(es)"
+        try:
+            await loadgen.run(binary, address, "openai/bench-64x0", 20)  # warm-up (each worker's pool)
+            runs: dict[str, Any] = {"sweep": {}, "burst": {}}
+            for streams in sweep:
+                log(f"{label}: {streams} chats at 20 chunks/s")
+                runs["sweep"][streams] = await measured(binary, pid, address, "openai/bench-60x50ms", streams)
+            for streams in burst:
+                log(f"{label}: {streams} chats, 64 chunks 20 ms apart")
+                runs["burst"][streams] = await measured(binary, pid, address, "openai/bench-64x20ms", streams)
+            log(f"{label}: tool round trip, 200 chats")
+            runs["tool"] = await measured(binary, pid, address, "openai/bench-8x0-tool", 1, rounds=200)
+            results[workers] = runs
+        finally:
+            stop_server(server)
+    return results

@@ -74,7 +74,8 @@ class Server:
             interceptors=[*_tracing_interceptors(self.telemetry), *_auth_interceptors(settings)],
             options=[
                 ("grpc.max_receive_message_length", limits.max_request_bytes),
-                ("grpc.so_reuseport", 0),
+                # Several workers (settings.workers) share each port; a single server owns its own.
+                ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
             ],
         )
         servicer = ChatServicer(self.registry, settings, self.telemetry.telemetry)

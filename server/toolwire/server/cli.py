@@ -12,13 +12,16 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from toolwire.server import options
 from toolwire.server.addresses import AddressError
 from toolwire.server.probe import Probe
 from toolwire.server.probe import main as probe_main
 from toolwire.server.tls import TlsError
+
+if TYPE_CHECKING:
+    from toolwire.server.settings import ServerSettings
 
 EXIT_CONFIG = 2
 """Exit code for a bad setting, config file or script (also argparse's code for a bad flag)."""
@@ -156,10 +159,8 @@ def _health(arguments: argparse.Namespace) -> int:
 
 def _serve(arguments: argparse.Namespace) -> int:
     # Imported here: the provider SDKs take seconds to import, which `toolwire health` must not pay.
-    from toolwire.server.app import serve
     from toolwire.server.logs import configure_logging
     from toolwire.server.models.config import ConfigError
-    from toolwire.server.models.scripted import ScriptError
     from toolwire.server.setup import settings_from
 
     config_path = _config_path(arguments.config)
@@ -169,6 +170,23 @@ def _serve(arguments: argparse.Namespace) -> int:
         print(f"toolwire: {error}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings)
+    if settings.workers > 1:
+        from toolwire.server.workers import supervise
+
+        try:
+            return run_loop(supervise(settings), settings.uvloop)
+        except OSError as error:
+            print(f"toolwire: {error}", file=sys.stderr)
+            return EXIT_RUNTIME
+    return serve_settings(settings)
+
+
+def serve_settings(settings: ServerSettings) -> int:
+    """Serves until SIGTERM or SIGINT; returns the exit code (a worker process runs this too)."""
+    from toolwire.server.app import serve
+    from toolwire.server.models.config import ConfigError
+    from toolwire.server.models.scripted import ScriptError
+
     try:
         run_loop(serve(settings), settings.uvloop)
     except (ScriptError, ConfigError, TlsError) as error:

@@ -2,7 +2,8 @@
 
 `--log-format json` writes one JSON object per line: `time`, `level`, `logger`, `message`, then the
 record's structured fields (the per-chat line carries `chat_id`, `model`, `outcome`, `status`,
-`rounds`, `tools_called`, `duration_ms`). A `SecretMask` filter on the handler replaces any known
+`rounds`, `tools_called`, `duration_ms`); a worker process (`workers` > 1) adds `worker`, its number,
+to every line (`worker N` in the text format). A `SecretMask` filter on the handler replaces any known
 secret (the bearer token, provider API keys) in a message or field, as a last line of defence: no
 line is meant to contain one in the first place.
 """
@@ -23,6 +24,7 @@ QUIET_LIBRARIES = ("openai", "anthropic", "httpx2", "httpcore2")
 SDKs' debug logs include request bodies (prompts). Our own log lines say what happened."""
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+WORKER_TEXT_FORMAT = "%(asctime)s %(levelname)s worker %(worker)s %(name)s: %(message)s"
 MASK = "[redacted]"
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -81,14 +83,30 @@ class SecretMask(logging.Filter):
         return text
 
 
+class WorkerField(logging.Filter):
+    """Adds `worker` (the process's number, from 1) to every record: which worker logged it."""
+
+    def __init__(self, worker: int) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = self.worker
+        return True
+
+
 SECRETS = SecretMask()
 """The process's mask; `configure_logging` installs it and the server adds provider keys to it."""
 
 
-def configure_logging(settings: ServerSettings) -> None:
-    """Root logging to stderr in the chosen format and level, with the secret mask on the handler."""
+def configure_logging(settings: ServerSettings, worker: int | None = None) -> None:
+    """Root logging to stderr in the chosen format and level, with the secret mask on the handler;
+    in worker process `worker`, every line says so."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    text_format = TEXT_FORMAT if worker is None else WORKER_TEXT_FORMAT
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else logging.Formatter(text_format))
+    if worker is not None:
+        handler.addFilter(WorkerField(worker))
     handler.addFilter(SECRETS)
     SECRETS.add([settings.auth_token])
     root = logging.getLogger()

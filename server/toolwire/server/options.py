@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -149,6 +150,9 @@ OPTIONS: tuple[Option, ...] = (
            _env("max_tool_result_bytes"), _flag("max_tool_result_bytes"), _at_least(1)),
     Option("max_request_bytes", 4 * MIB, "largest single ChatRequest accepted", _integer,
            _env("max_request_bytes"), _flag("max_request_bytes"), _at_least(1024)),
+    Option("workers", 1, "server processes sharing the TCP port(s) (SO_REUSEPORT); more than 1: a "
+           "supervisor starts them, restarts one that dies and forwards SIGTERM; TCP addresses only",
+           _integer, _env("workers"), _flag("workers"), _at_least(1)),
     Option("uvloop", True, "run on uvloop when it is installed (less CPU per gRPC message); "
            "off: the standard asyncio loop", _boolean, _env("uvloop"), ("--uvloop",)),
 )  # fmt: skip
@@ -283,8 +287,26 @@ def _settings(
         tls=_tls(values["tls_cert_file"], values["tls_key_file"], values["tls_client_ca_file"]),
         log_format=values["log_format"],
         log_level=values["log_level"],
+        workers=_workers(values["workers"], values["listen"]),
         uvloop=values["uvloop"],
     )  # fmt: skip
+
+
+def _workers(workers: int, listen: Sequence[str]) -> int:
+    """Several workers share TCP ports with SO_REUSEPORT; a Unix socket cannot be shared that way."""
+    if workers == 1:
+        return workers
+    unix = [text for text in listen if parse_address(text).is_unix]
+    if unix:
+        raise SettingsError(
+            f"workers = {workers} needs TCP listen addresses only: {unix[0]} cannot be shared by several "
+            "processes (SO_REUSEPORT is for TCP ports); listen on host:port instead, or set workers to 1"
+        )
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise SettingsError(
+            f"workers = {workers} needs SO_REUSEPORT, which this system lacks: set workers to 1"
+        )
+    return workers
 
 
 def _token(variable: str, environment: Mapping[str, str]) -> str | None:

@@ -77,6 +77,9 @@ class ServerSettings:
     log_format: str = "text"
     """`text` or `json` (one object per line)."""
     log_level: str = "INFO"
+    workers: int = 1
+    """Server processes sharing the TCP listen ports (SO_REUSEPORT); more than 1: `toolwire serve`
+    supervises them (workers.py). Limits such as max_concurrent_chats hold per process."""
     uvloop: bool = True
     """Run the event loop on uvloop when it is installed (~20% less CPU per grpc.aio message);
     False, or uvloop missing: the standard asyncio loop."""

@@ -55,7 +55,8 @@ def _summary(settings: ServerSettings, models: config.ModelsConfig) -> list[str]
     return [
         f"providers: scripted, {providers}",
         f"aliases: {aliases or '(none)'}",
-        f"server: listen {', '.join(settings.listen)}; tls {tls}; reflection {reflection}",
+        f"server: listen {', '.join(settings.listen)}; tls {tls}; reflection {reflection}; "
+        f"workers {settings.workers}",
         f"  max_concurrent_chats {settings.max_concurrent_chats}; chat_deadline_seconds "
         f"{settings.chat_deadline_seconds:g}; shutdown_grace_seconds {settings.shutdown_grace_seconds:g}",
         f"  bearer token from ${settings.auth_token_env} (when set); log {settings.log_format} "

@@ -34,6 +34,9 @@ from toolwire.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
+ANNOUNCE = "toolwire listening on "
+"""How a server's announce lines start (app.serve prints one per address once it listens)."""
+
 EXIT_GAVE_UP = 1
 """Exit code when workers keep dying right after they start (after a first start that worked)."""
 QUICK_EXIT_SECONDS = 10.0
@@ -147,6 +150,7 @@ class Supervisor:
 
     @property
     def listen(self) -> tuple[str, ...]:
+        """The workers' addresses: the supervisor's, with the ports it chose."""
         return self.settings.listen
 
     async def _start(self, number: int) -> Worker:
@@ -160,11 +164,12 @@ class Supervisor:
             process.stdin.write(pickle.dumps(self.settings))
             await process.stdin.drain()
         while len(worker.announced) < len(self.listen):
-            line = (await process.stdout.readline()).decode().strip()
+            line = (await process.stdout.readline()).decode()
             if not line:
                 await process.wait()
                 return worker
-            worker.announced.append(line)
+            if line.startswith(ANNOUNCE):  # anything else a library prints there is not for us
+                worker.announced.append(line.strip())
         worker.ready_at = asyncio.get_running_loop().time()
         return worker
 

@@ -38,12 +38,19 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+CONNECTIONS = 8
+"""gRPC connections the load generator spreads its streams over: SO_REUSEPORT hands each connection
+(not each call) to one worker process, so one connection would load one worker only; 8 spread
+evenly enough over 2 workers (an application's many client processes do the same)."""
+
+
 async def measured(
     binary: Path, pid: int, address: str, model: str, streams: int, rounds: int = 1
 ) -> dict[str, Any]:
     """One load-generator run, with the server tree's CPU seconds spent during it."""
     before = tree_cpu_seconds(pid)
-    figures = await loadgen.run(binary, address, model, streams, rounds)
+    connections = min(CONNECTIONS, streams)
+    figures = await loadgen.run(binary, address, model, streams, rounds, connections=connections)
     figures["server_cpu_seconds"] = tree_cpu_seconds(pid) - before
     chunks = figures.get("chunks") or 0
     per_chunk = figures["server_cpu_seconds"] / chunks * 1e6 if chunks else float("nan")
@@ -67,7 +74,7 @@ async def go_load(
         pid = server.pid
         label = f"Go load generator, {workers} server process(es)"
         try:
-            await loadgen.run(binary, address, "openai/bench-64x0", 20)  # warm-up (each worker's pool)
+            await loadgen.run(binary, address, "openai/bench-64x0", 32, connections=CONNECTIONS)  # warm-up
             runs: dict[str, Any] = {"sweep": {}, "burst": {}}
             for streams in sweep:
                 log(f"{label}: {streams} chats at 20 chunks/s")

@@ -50,6 +50,7 @@ async def run(
     rounds: int = 1,
     timeout: float = 600.0,  # noqa: ASYNC109 (the binary stops itself at it)
     tool_result: str = '{"value": 42}',
+    connections: int = 1,
 ) -> dict[str, Any]:
     """Runs `streams` concurrent chats (`rounds` after one another on each) against `target`."""
     process = await asyncio.create_subprocess_exec(
@@ -66,6 +67,8 @@ async def run(
         tool_result,
         "-timeout",
         f"{timeout}s",
+        "-connections",
+        str(connections),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

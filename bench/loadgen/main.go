@@ -68,9 +68,11 @@ func main() {
 	toolResult := flag.String("tool-result", `{"value": 42}`, "the content answering every ToolRequest")
 	timeout := flag.Duration("timeout", 10*time.Minute, "the whole run's limit")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the chats to this file")
+	connections := flag.Int("connections", 1, "gRPC connections, streams spread round-robin over them "+
+		"(a server with --workers N spreads connections, not calls, over its processes)")
 	flag.Parse()
-	if *streams < 1 || *rounds < 1 {
-		fail("-streams and -rounds must be at least 1")
+	if *streams < 1 || *rounds < 1 || *connections < 1 {
+		fail("-streams, -rounds and -connections must be at least 1")
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -78,19 +80,22 @@ func main() {
 	// Fixed flow-control windows: grpc-go's dynamic window sends a BDP ping with data it receives,
 	// which the server must answer and this process must write (a syscall each): load that is
 	// neither the relay's nor a chat's. Fixed windows this large never hold a benchmark stream back.
-	conn, err := grpc.NewClient(*target,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithInitialWindowSize(1<<20),
-		grpc.WithInitialConnWindowSize(1<<24),
-	)
-	if err != nil {
-		fail(err.Error())
+	clients := make([]toolwirev1.ChatServiceClient, *connections)
+	for index := range clients {
+		conn, err := grpc.NewClient(*target,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithInitialWindowSize(1<<20),
+			grpc.WithInitialConnWindowSize(1<<24),
+		)
+		if err != nil {
+			fail(err.Error())
+		}
+		defer func() { _ = conn.Close() }()
+		if err := connect(ctx, conn, 10*time.Second); err != nil { // not in the first chat's TTFT
+			fail(fmt.Sprintf("connecting to %s: %v", *target, err))
+		}
+		clients[index] = toolwirev1.NewChatServiceClient(conn)
 	}
-	defer func() { _ = conn.Close() }()
-	if err := connect(ctx, conn, 10*time.Second); err != nil { // not in the first chat's TTFT
-		fail(fmt.Sprintf("connecting to %s: %v", *target, err))
-	}
-	client := toolwirev1.NewChatServiceClient(conn)
 	request := startRequest(*model)
 
 	chats := make([][]*chat, *streams)
@@ -102,12 +107,13 @@ func main() {
 			defer wg.Done()
 			<-begin
 			for range *rounds {
-				chats[i] = append(chats[i], runChat(ctx, client, request, *toolResult))
+				chats[i] = append(chats[i], runChat(ctx, clients[i%len(clients)], request, *toolResult))
 			}
 		}()
 	}
 	stopProfile := func() {}
 	if *cpuProfile != "" {
+		var err error
 		if stopProfile, err = profile(*cpuProfile); err != nil {
 			fail(err.Error())
 		}

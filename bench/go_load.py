@@ -5,9 +5,16 @@ streams they, not the relay, saturate the 2-core machine. This phase runs the co
 the bar against a fresh toolwire server for each process count (`--workers`), with the load
 generator in Go, and records the server's CPU (the whole process tree) for each run:
 
-    sweep   N chats at once, each 60 chunks 50 ms apart (20 chunks/s a chat)
-    burst   N chats at once, each 64 chunks 20 ms apart (TTFT and gaps under a burst of starts)
+    sweep   N streams of chats of 60 chunks 50 ms apart (20 chunks/s a stream)
+    burst   N streams of chats of 64 chunks 20 ms apart (TTFT and gaps at N streams)
     tool    1 stream, 200 chats with a tool round (ToolResult -> next request at the provider)
+
+A sweep or burst run is steady load, not N starts in one instant: the N streams start evenly spread
+over one chat's duration, each runs 3 chats back to back, and the first chat of each stream is left
+out of the figures (its failures still count). The figures thus cover the time all N streams run
+at once, with chats starting and ending continually as in an application's traffic. (All N starting
+in the same instant measures the start-up queue instead: every start costs the server ~1-3 ms of CPU,
+so the last of 100 simultaneous starts waits for the other 99 in any single process.)
 """
 
 from __future__ import annotations
@@ -44,13 +51,29 @@ CONNECTIONS = 8
 evenly enough over 2 workers (an application's many client processes do the same)."""
 
 
+ROUNDS = 3
+"""Chats per stream in a steady run; the first is the ramp, left out of the figures."""
+
+
 async def measured(
-    binary: Path, pid: int, address: str, model: str, streams: int, rounds: int = 1
+    binary: Path, pid: int, address: str, model: str, streams: int, chat_seconds: float | None = None
 ) -> dict[str, Any]:
-    """One load-generator run, with the server tree's CPU seconds spent during it."""
+    """One load-generator run, with the server tree's CPU seconds spent during it: steady load of
+    `streams` when `chat_seconds` (one chat's duration) is given, else 200 chats on one stream."""
     before = tree_cpu_seconds(pid)
-    connections = min(CONNECTIONS, streams)
-    figures = await loadgen.run(binary, address, model, streams, rounds, connections=connections)
+    if chat_seconds is None:
+        figures = await loadgen.run(binary, address, model, streams, rounds=200)
+    else:
+        figures = await loadgen.run(
+            binary,
+            address,
+            model,
+            streams,
+            rounds=ROUNDS,
+            connections=min(CONNECTIONS, streams),
+            ramp_seconds=chat_seconds,
+            warmup=1,
+        )
     figures["server_cpu_seconds"] = tree_cpu_seconds(pid) - before
     chunks = figures.get("chunks") or 0
     per_chunk = figures["server_cpu_seconds"] / chunks * 1e6 if chunks else float("nan")
@@ -78,12 +101,16 @@ async def go_load(
             runs: dict[str, Any] = {"sweep": {}, "burst": {}}
             for streams in sweep:
                 log(f"{label}: {streams} chats at 20 chunks/s")
-                runs["sweep"][streams] = await measured(binary, pid, address, "openai/bench-60x50ms", streams)
+                runs["sweep"][streams] = await measured(
+                    binary, pid, address, "openai/bench-60x50ms", streams, 3.0
+                )
             for streams in burst:
                 log(f"{label}: {streams} chats, 64 chunks 20 ms apart")
-                runs["burst"][streams] = await measured(binary, pid, address, "openai/bench-64x20ms", streams)
+                runs["burst"][streams] = await measured(
+                    binary, pid, address, "openai/bench-64x20ms", streams, 1.28
+                )
             log(f"{label}: tool round trip, 200 chats")
-            runs["tool"] = await measured(binary, pid, address, "openai/bench-8x0-tool", 1, rounds=200)
+            runs["tool"] = await measured(binary, pid, address, "openai/bench-8x0-tool", 1)
             results[workers] = runs
         finally:
             stop_server(server)

@@ -51,8 +51,11 @@ async def run(
     timeout: float = 600.0,  # noqa: ASYNC109 (the binary stops itself at it)
     tool_result: str = '{"value": 42}',
     connections: int = 1,
+    ramp_seconds: float = 0.0,
+    warmup: int = 0,
 ) -> dict[str, Any]:
-    """Runs `streams` concurrent chats (`rounds` after one another on each) against `target`."""
+    """Runs `streams` concurrent chats (`rounds` after one another on each) against `target`: started
+    evenly over `ramp_seconds`, each stream's first `warmup` chats left out of the figures."""
     process = await asyncio.create_subprocess_exec(
         str(binary),
         "-target",
@@ -69,6 +72,10 @@ async def run(
         f"{timeout}s",
         "-connections",
         str(connections),
+        "-ramp",
+        f"{ramp_seconds}s",
+        "-warmup",
+        str(warmup),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -70,6 +70,9 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the chats to this file")
 	connections := flag.Int("connections", 1, "gRPC connections, streams spread round-robin over them "+
 		"(a server with --workers N spreads connections, not calls, over its processes)")
+	ramp := flag.Duration("ramp", 0, "start the streams evenly spread over this time, not all at once")
+	warmup := flag.Int("warmup", 0, "each stream's first chats left out of the figures (still run, "+
+		"and a failure still counts): with -ramp, the figures then cover all streams running at once")
 	flag.Parse()
 	if *streams < 1 || *rounds < 1 || *connections < 1 {
 		fail("-streams, -rounds and -connections must be at least 1")
@@ -106,6 +109,7 @@ func main() {
 		go func() {
 			defer wg.Done()
 			<-begin
+			time.Sleep(time.Duration(i) * *ramp / time.Duration(len(chats)))
 			for range *rounds {
 				chats[i] = append(chats[i], runChat(ctx, clients[i%len(clients)], request, *toolResult))
 			}
@@ -125,11 +129,11 @@ func main() {
 	wall := time.Since(started).Seconds()
 	cpu := cpuSeconds()
 
-	out := analyze(chats, chunksOf(*model))
+	out := analyze(chats, chunksOf(*model), *warmup)
 	out.Streams, out.Model, out.Rounds = *streams, *model, *rounds
 	out.CPUSeconds, out.WallSeconds = round3(cpu), round3(wall)
 	if out.Messages > 0 {
-		perMessage := round3(cpu / float64(out.Messages) * 1e6)
+		perMessage := round3(cpu / float64(out.AllMessages) * 1e6)
 		chunksPerMessage := round3(float64(out.Chunks) / float64(out.Messages))
 		out.CPUMicrosPerMessage, out.ChunksPerMessage = &perMessage, &chunksPerMessage
 	}
@@ -298,6 +302,7 @@ type output struct {
 	Malformed           int          `json:"malformed"`
 	Chunks              int          `json:"chunks"`
 	Messages            int          `json:"messages"`
+	AllMessages         int          `json:"all_messages"` // warm-up chats' too
 	Events              int          `json:"events"`
 	ChunksPerMessage    *float64     `json:"chunks_per_message"` // null without messages
 	LagMs               percentiles  `json:"lag_ms"`
@@ -309,13 +314,18 @@ type output struct {
 	WallSeconds         float64      `json:"wall_seconds"`
 }
 
-// analyze turns the chats into figures. A failed chat counts only in Failed, as in bench/run.py.
-func analyze(streams [][]*chat, chunks int) output {
+// analyze turns the chats into figures. A failed chat counts only in Failed, as in bench/run.py;
+// each stream's first `warmup` chats count there and in AllMessages only.
+func analyze(streams [][]*chat, chunks int, warmup int) output {
 	var out output
 	out.Failed.Errors = []string{}
 	var s samples
 	for _, chats := range streams {
-		for _, c := range chats {
+		for index, c := range chats {
+			out.AllMessages += len(c.deltas)
+			if index < warmup && c.err == "" {
+				continue
+			}
 			out.Chats++
 			if c.err != "" {
 				out.Failed.Count++

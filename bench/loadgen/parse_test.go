@@ -69,7 +69,7 @@ func TestAnalyze(t *testing.T) {
 		tools:  []toolRound{{deltas: 1, sent: 15}},
 	}
 	failed := &chat{err: "UNAVAILABLE: gone"}
-	out := analyze([][]*chat{{ok, short}, {tool, missingResponse, failed}}, 3)
+	out := analyze([][]*chat{{ok, short}, {tool, missingResponse, failed}}, 3, 0)
 	if out.Chats != 5 || out.Failed.Count != 1 || out.Failed.Errors[0] != "UNAVAILABLE: gone" {
 		t.Fatalf("chats/failed: %+v", out)
 	}
@@ -81,5 +81,17 @@ func TestAnalyze(t *testing.T) {
 	}
 	if out.ToolToRequestMs == nil || *out.ToolToRequestMs.P50 != 4 {
 		t.Fatalf("tool_to_request_ms = %+v", out.ToolToRequestMs)
+	}
+}
+
+func TestAnalyzeLeavesWarmupChatsOutButCountsTheirFailures(t *testing.T) {
+	good := func() *chat { return &chat{deltas: []delta{{at: 10, text: "R1|0@1|1@2|"}}} }
+	warmupFailed := &chat{err: "UNAVAILABLE: gone"}
+	out := analyze([][]*chat{{good(), good()}, {warmupFailed, good()}}, 2, 1)
+	if out.Chats != 3 || out.Failed.Count != 1 {
+		t.Fatalf("chats %d, failed %d: a warm-up failure must count, a warm-up success must not", out.Chats, out.Failed.Count)
+	}
+	if out.Messages != 2 || out.AllMessages != 3 || out.Chunks != 4 {
+		t.Fatalf("messages %d, all %d, chunks %d", out.Messages, out.AllMessages, out.Chunks)
 	}
 }

@@ -4,6 +4,7 @@ TLS, the listen addresses; start, graceful shutdown, stop."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -140,6 +141,7 @@ async def serve(settings: ServerSettings, announce: bool = True) -> None:
     if hasattr(signal, "SIGUSR1"):
         loop.add_signal_handler(signal.SIGUSR1, report_tasks, server)
     await server.start()
+    freeze_startup_heap()
     if announce:
         print("\n".join(f"toolwire listening on {address}" for address in server.addresses), flush=True)
     log.info(
@@ -151,6 +153,14 @@ async def serve(settings: ServerSettings, announce: bool = True) -> None:
     await stopping.wait()
     log.info("stopping: health NOT_SERVING, new chats refused")
     await server.stop()
+
+
+def freeze_startup_heap() -> None:
+    """Moves what start-up allocated (modules, the SDKs, the registry: the bulk of the heap) out of
+    the cyclic garbage collector's reach, so a full collection walks only what chats allocate. A
+    profile of the relay at 100 streams had the collector at ~6% of the server's busy time."""
+    gc.collect()
+    gc.freeze()
 
 
 def report_tasks(server: Server) -> None:

@@ -72,9 +72,10 @@ test: setup lint check-generated test-python test-go test-typescript test-contai
 test-python: $(STAMP) ## The Python suites (server and client), with the server coverage gate
 	$(VENV)/bin/pytest --cov --cov-report=term
 
-test-go: $(STAMP) ## The Go client: go vet, then its tests with the race detector against a real server
+test-go: $(STAMP) ## The Go client: go vet, then its tests with the race detector against a real server (and the bench's Go load generator)
 	cd clients/go && go vet ./... && go test -race -count=1 ./...
 	cd examples/go/weather && go vet ./... && go test -race -count=1 ./...
+	cd bench/loadgen && go vet ./... && go test -race -count=1 ./...
 
 test-typescript: $(STAMP) $(TS_STAMP) ## The TypeScript client: tsc --strict, then its tests against a real server
 	cd clients/typescript && npm test

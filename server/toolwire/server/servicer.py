@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable
 
 import grpc
 from google.protobuf.message import DecodeError
 
 from toolwire.server import convert
-from toolwire.server.chat_events import ChatEvent
+from toolwire.server.chat_events import ChatEvent, ChatFinished
 from toolwire.server.chat_gate import ChatGate
+from toolwire.server.chat_record import ChatRecord
 from toolwire.server.conversation import ChatRequest, ToolResult
 from toolwire.server.errors import CallEnded, InvalidRequest
 from toolwire.server.models.registry import ModelRegistry
+from toolwire.server.outbox import Outbox
 from toolwire.server.session import ChatSessions
 from toolwire.server.settings import ServerSettings
 from toolwire.server.telemetry import NO_TELEMETRY, ChatTelemetry
@@ -27,12 +32,15 @@ _CALL_ENDED = (
 
 
 class GrpcChatStream:
-    """A `ChatStream` over one gRPC Chat call."""
+    """A `ChatStream` over one gRPC Chat call; its events go out through an `Outbox` (outbox.py)."""
 
     def __init__(self, context: grpc.aio.ServicerContext[chat_pb2.ChatRequest, chat_pb2.ChatResponse],
                  settings: ServerSettings) -> None:  # fmt: skip
         self._context = context
         self._settings = settings
+        self._outbox = Outbox(self._write)
+        self._chat: asyncio.Task[object] | None = None
+        self._call_ended: CallEnded | None = None
 
     async def receive(self) -> ChatRequest | ToolResult | None:
         try:
@@ -55,9 +63,44 @@ class GrpcChatStream:
         raise InvalidRequest("a ChatRequest with neither start nor tool_result set: set one of them")
 
     async def send(self, event: ChatEvent) -> None:
+        await self._outbox.send(event)
+
+    async def relay(self, chat: Awaitable[ChatFinished]) -> ChatFinished:
+        """Awaits `chat`, then writes all it sent before the call ends with its status.
+
+        Text accepted before a chat fails (a provider error after some text) reaches the client before
+        the error status; this also keeps a write from being in flight when the status goes out. A
+        cancelled chat (client gone, deadline, shutdown) writes nothing more. A write that finds the
+        call ended ends the chat at once with `CallEnded`, even while it waits for tool results.
+        """
+        self._chat = asyncio.current_task()
+        try:
+            return await self._flushed(chat)
+        except asyncio.CancelledError:
+            if self._call_ended is not None and self._chat is not None and self._chat.uncancel() == 0:
+                raise self._call_ended from None  # the cancel was ours, from _write
+            raise
+        finally:
+            self._chat = None  # from here on a failed write has nothing to end
+            await self._outbox.aclose()
+
+    async def _flushed(self, chat: Awaitable[ChatFinished]) -> ChatFinished:
+        try:
+            finished = await chat
+        except Exception:
+            with contextlib.suppress(Exception):  # the chat's own error is the one to report
+                await self._outbox.flush()
+            raise
+        await self._outbox.flush()
+        return finished
+
+    async def _write(self, event: ChatEvent) -> None:
         try:
             await self._context.write(convert.event_to_proto(event))
         except grpc.aio.InternalError:
+            if self._call_ended is None and self._chat is not None:
+                self._call_ended = CallEnded(_CALL_ENDED)
+                self._chat.cancel()
             raise CallEnded(_CALL_ENDED) from None
 
 
@@ -83,7 +126,10 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         context: grpc.aio.ServicerContext[chat_pb2.ChatRequest, chat_pb2.ChatResponse],
     ) -> None:
         stream = GrpcChatStream(context, self._settings)
-        await self.gate.run(context, lambda record: self._sessions.run(stream, record))
+        await self.gate.run(context, lambda record: self._run(stream, record))
+
+    async def _run(self, stream: GrpcChatStream, record: ChatRecord) -> ChatFinished:
+        return await stream.relay(self._sessions.run(stream, record))
 
     async def ListModels(
         self,

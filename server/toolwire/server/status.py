@@ -35,8 +35,28 @@ ERROR_TABLE: dict[type[errors.ToolwireError], grpc.StatusCode] = {
 """Domain error class → status. `ModelError` carries its own code name (e.g. from a script)."""
 
 
+MAX_MESSAGE_BYTES = 1024
+"""The longest status message, in UTF-8 bytes. A message can echo what the client sent (a tool call
+id, a model name); gRPC carries it percent-encoded in a trailer, and a client refuses trailers over
+its metadata limit (8 KiB by default) with RESOURCE_EXHAUSTED instead of the real status."""
+
+
 def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
-    """The status code and message a client gets for `error`."""
+    """The status code and message a client gets for `error` (at most `MAX_MESSAGE_BYTES`)."""
+    code, message = _status_for(error)
+    return code, bounded(message)
+
+
+def bounded(message: str) -> str:
+    """`message`, cut to `MAX_MESSAGE_BYTES` with a note of how much was cut."""
+    encoded = message.encode()
+    if len(encoded) <= MAX_MESSAGE_BYTES:
+        return message
+    kept = encoded[: MAX_MESSAGE_BYTES - 64].decode(errors="ignore")
+    return f"{kept}… [cut: the message had {len(message):,} characters]"
+
+
+def _status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(error, errors.ModelError):
         model_code = grpc.StatusCode.__members__.get(error.code, grpc.StatusCode.UNAVAILABLE)
         return (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anthropic
 import openai
@@ -15,6 +16,7 @@ from aiohttp import web
 from tests.fakes.provider import FakeProvider, Reply
 from tests.providers.conftest import model_call, provider_settings
 from toolwire.server import errors
+from toolwire.server.models import anthropic_messages, openai_chat
 from toolwire.server.models.remote import RemoteProvider
 from toolwire.server.models.transport import MAX_ERROR_BODY_BYTES, environment_proxy
 
@@ -189,3 +191,32 @@ def test_the_proxy_comes_from_the_environment_as_the_sdks_take_it(monkeypatch, e
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     assert environment_proxy(url) == expected
+
+
+async def test_the_request_is_the_one_the_sdk_itself_would_send(wire, fake_provider):
+    """The same model call sent by the transport and by the official SDK's own `create`: the same
+    path, the same JSON body, and the same auth, version and identity headers."""
+    fake_provider.enqueue(Reply(body=REPLY[wire]), Reply(body=REPLY[wire]))
+    settings = provider_settings(wire, fake_provider.url)
+    provider = RemoteProvider(settings)
+    try:
+        await run_once(provider)
+    finally:
+        await provider.close()
+    call = model_call()
+    if wire == "openai":
+        client: Any = openai.AsyncOpenAI(api_key=settings.api_key, base_url=settings.base_url, max_retries=0)
+        body = openai_chat.request_body(call, "test-model", settings.quirks)
+        create = client.chat.completions.with_streaming_response.create
+    else:
+        client = anthropic.AsyncAnthropic(api_key=settings.api_key, base_url=settings.base_url, max_retries=0)
+        body = anthropic_messages.request_body(call, "test-model", settings.anthropic)
+        create = client.messages.with_streaming_response.create
+    async with create(**body) as response:
+        await response.read()
+    await client.close()
+    ours, sdk = fake_provider.requests
+    assert ours.path == sdk.path
+    assert ours.json() == sdk.json()
+    for name in ("authorization", "x-api-key", "anthropic-version", "user-agent", "content-type"):
+        assert ours.headers.get(name) == sdk.headers.get(name), name

@@ -222,8 +222,10 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     )
     sweep_table = _sweep_table(sweep)
     go_table = (
-        "**The same with the Go load generator** (bench/loadgen; a fresh server per process count, "
-        "`--workers`; CPU of the whole server process tree):\n\n" + report_go.sweep_table(go)
+        "**The same with the Go load generator, at steady load** (bench/loadgen; a fresh server per "
+        "process count, `--workers`, 8 connections; the streams start spread over one chat's 3 s, each "
+        "runs 3 chats, the first left out, so the figures cover all N streaming at once; server CPU is "
+        "the whole process tree's, idle time included, per chunk relayed):\n\n" + report_go.sweep_table(go)
         if go
         else "The Go load generator phase did not run (no Go toolchain, or its build failed)."
     )

@@ -496,10 +496,9 @@ def _group(filename: str, function: str) -> str:
     for key, name in (
         ("/openai/", "SDK: openai"),
         ("/anthropic/", "SDK: anthropic"),
-        ("/httpx2/", "HTTP: httpx2/httpcore/h11"),
-        ("/httpcore", "HTTP: httpx2/httpcore/h11"),
-        ("/h11/", "HTTP: httpx2/httpcore/h11"),
-        ("/anyio/", "HTTP: httpx2/httpcore/h11"),
+        ("/aiohttp/", "HTTP: aiohttp (+ multidict, yarl)"),
+        ("/multidict/", "HTTP: aiohttp (+ multidict, yarl)"),
+        ("/yarl/", "HTTP: aiohttp (+ multidict, yarl)"),
         ("/grpc/", "grpc (aio Cython, awaited in servicer.py)"),
         ("/asyncio/", "asyncio event loop"),
         ("/opentelemetry/", "opentelemetry (no-op)"),
@@ -513,7 +512,7 @@ def _group(filename: str, function: str) -> str:
 
 
 def versions() -> dict[str, str]:
-    names = ["grpcio", "protobuf", "openai", "anthropic", "httpx2", "jiter", "uvloop", "toolwire"]
+    names = ["grpcio", "protobuf", "openai", "anthropic", "aiohttp", "jiter", "uvloop", "toolwire"]
     found = {name: _version(name) for name in names}
     if LITELLM.exists():
         out = subprocess.run(

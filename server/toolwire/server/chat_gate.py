@@ -3,8 +3,13 @@ shutdown drain, the final status, and the one log line per chat.
 
 Each chat runs as its own task so the gate can end it on purpose: past its deadline (DEADLINE_EXCEEDED),
 or when the shutdown grace is over (UNAVAILABLE). Either way the chat's model stream is closed by the
-cancellation and the client gets a proper status from `context.abort`, never a reset stream. A client
-cancel cancels the handler, which cancels the chat task with it.
+cancellation and the client gets a proper status from `context.abort`, never a reset stream.
+
+When the call ends under the chat (the client cancelled it or went away), grpc cancels the handler
+(once: grpc.aio has no other sign of it; `context.cancelled()` and `done()` stay False, and a done
+callback runs only after the handler has returned). The gate does not wait for that cancel to travel
+through the chat: it sees it itself, tells the chat through `call_ended` (which ends its waits for
+tool results without any cancel) and cancels the chat, then waits until the chat has stopped.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 import grpc
 
 from toolwire.server.chat_record import ChatRecord
+from toolwire.server.errors import ToolwireError
 from toolwire.server.status import status_for, trailing_metadata_for
 
 log = logging.getLogger(__name__)
@@ -51,8 +57,16 @@ class ChatGate:
     def running(self) -> int:
         return len(self._running)
 
-    async def run(self, context: grpc.aio.ServicerContext[Any, Any], runner: ChatRunner) -> None:
-        """Runs one chat through `runner`, then logs its line and ends the call with its status."""
+    async def run(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        runner: ChatRunner,
+        call_ended: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Runs one chat through `runner`, then logs its line and ends the call with its status.
+
+        `call_ended` is called if the call ends (this handler is cancelled) before the chat does.
+        """
         record = ChatRecord()
         refusal = self._refusal()
         if refusal is not None:
@@ -60,13 +74,9 @@ class ChatGate:
             await context.abort(refusal.code, refusal.message)
         chat: asyncio.Task[object] = asyncio.create_task(runner(record))
         self._running.add(chat)
-        # When the call ends under the chat (the client cancelled or went away) the chat ends too,
-        # even if grpc does not cancel this handler (seen in the soak: a chat waiting for tool results
-        # ran on until its tool timeout).
-        context.add_done_callback(lambda _: _cancel(chat))  # type: ignore[arg-type]  # stub wants a class
         deadline = self._start_deadline(chat)
         try:
-            code, message, trailers = await self._outcome(chat, record)
+            code, message, trailers = await self._outcome(chat, record, call_ended)
         finally:
             self._running.discard(chat)
             self._endings.pop(chat, None)
@@ -104,10 +114,23 @@ class ChatGate:
             chat.cancel()
 
     async def _outcome(
-        self, chat: asyncio.Task[object], record: ChatRecord
+        self, chat: asyncio.Task[object], record: ChatRecord, call_ended: Callable[[], None]
     ) -> tuple[grpc.StatusCode, str, Trailers]:
         try:
-            await chat
+            await asyncio.wait([chat])  # unlike `await chat`, a cancel of this handler comes here at once
+        except asyncio.CancelledError:
+            # The call ended under the chat (or the server is stopping). End the chat now, whatever
+            # it was waiting on, and return only once it has stopped.
+            call_ended()
+            chat.cancel()
+            await asyncio.wait([chat])
+            error = None if chat.cancelled() else chat.exception()
+            if error is not None and not isinstance(error, ToolwireError):
+                log.error("chat %s failed as its call ended", record.chat_id, exc_info=error)
+            record.log_outcome("cancelled", grpc.StatusCode.CANCELLED.name, "cancelled by the client")
+            raise
+        try:
+            chat.result()
         except asyncio.CancelledError:
             ending = self._endings.get(chat)
             current = asyncio.current_task()
@@ -139,7 +162,3 @@ class ChatGate:
             for chat in running:
                 self._end(chat, Ending(grpc.StatusCode.UNAVAILABLE, SHUT_DOWN))
             await asyncio.wait(running)
-
-
-def _cancel(chat: asyncio.Task[object]) -> None:
-    chat.cancel()

@@ -3,6 +3,13 @@
 Results may arrive in any order, early (while the model still streams) or concurrently. Each call
 has its own deadline from the moment it was sent; past it the call is abandoned: the model gets an
 error result, and a late answer is ignored rather than treated as a protocol error.
+
+A wait for results never outlives the chat's gRPC call: a cancel of the waiting task is never
+swallowed (Python 3.11's `asyncio.wait_for` returns the result instead of raising when the result and
+the cancel arrive in the same loop iteration, which left a chat whose client cancelled right after
+answering one of two parallel calls waiting for the other until its tool timeout), a task with a
+cancel pending does not start a new wait, and `end_call` ends every wait at once without relying on a
+cancel at all.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from toolwire.server.conversation import ToolResult
-from toolwire.server.errors import FailedPrecondition, InvalidRequest, LimitExceeded
+from toolwire.server.errors import FailedPrecondition, InvalidRequest, LimitExceeded, ToolwireError
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +58,14 @@ class PendingCalls:
         self._answered: set[str] = set()
         self._abandoned: set[str] = set()
         self._input_closed = False
+        self._call_ended: ToolwireError | None = None
         self.on_settled: Settled = _ignore
         """Told when each call gets its result or is given up (for tracing tool latency)."""
 
     def issue(self, tool_call_id: str, name: str) -> None:
         """Starts waiting for a call that is about to be sent to the client."""
+        if self._call_ended is not None:
+            raise self._call_ended
         if self._input_closed:
             raise FailedPrecondition(
                 f"the model called tool {name!r} but the client already closed its side of the stream, "
@@ -93,28 +103,53 @@ class PendingCalls:
         """The client closed its side of the stream: calls still waiting can never be answered."""
         self._input_closed = True
         for tool_call_id, waiting in self._waiting.items():
-            if not waiting.future.done():
-                error = FailedPrecondition(
+            self._fail(
+                tool_call_id,
+                waiting,
+                FailedPrecondition(
                     f"the client closed its side of the stream while tool call {tool_call_id!r} "
                     f"({waiting.name}) was waiting for its result: keep the request stream open "
                     "until ChatFinish"
-                )
-                waiting.future.set_exception(error)
-                self.on_settled(tool_call_id, None, error.message)
+                ),
+            )
+
+    def end_call(self, error: ToolwireError) -> None:
+        """The chat's call ended (the client cancelled or went away): every wait for a result ends
+        at once with `error`, and so does every later `issue` or `collect`."""
+        if self._call_ended is None:
+            self._call_ended = error
+        for tool_call_id, waiting in self._waiting.items():
+            self._fail(tool_call_id, waiting, error)
+
+    def _fail(self, tool_call_id: str, waiting: _Waiting, error: ToolwireError) -> None:
+        if waiting.future.done():
+            return
+        waiting.future.set_exception(error)
+        waiting.future.exception()  # retrieved: nobody may be waiting any more (a cancelled chat)
+        self.on_settled(tool_call_id, None, error.message)
 
     async def collect(self, tool_call_ids: Sequence[str]) -> list[ToolResult | Abandoned]:
-        """Waits for each call's result until its own deadline; returns them in the given order."""
+        """Waits for each call's result until its own deadline; returns them in the given order.
+
+        Raises CancelledError as soon as this task is cancelled, even if a cancel was swallowed before
+        this wait began, and the call's end (`end_call`) or the client's half-close as an error.
+        """
         outcomes: list[ToolResult | Abandoned] = []
         for tool_call_id in tool_call_ids:
+            _raise_pending_cancel()
+            if self._call_ended is not None:
+                raise self._call_ended
             waiting = self._waiting[tool_call_id]
             remaining = max(0.0, waiting.deadline - time.monotonic())
-            try:
-                outcomes.append(await asyncio.wait_for(asyncio.shield(waiting.future), remaining))
-            except TimeoutError:
+            if not waiting.future.done():
+                # Not wait_for: on 3.11 it swallows a cancel that arrives with the result.
+                await asyncio.wait([waiting.future], timeout=remaining)
+            if not waiting.future.done():
                 outcomes.append(self._abandon(tool_call_id))
-            else:
-                del self._waiting[tool_call_id]
-                self._answered.add(tool_call_id)
+                continue
+            outcomes.append(waiting.future.result())
+            del self._waiting[tool_call_id]
+            self._answered.add(tool_call_id)
         return outcomes
 
     def _abandon(self, tool_call_id: str) -> Abandoned:
@@ -128,3 +163,11 @@ class PendingCalls:
         )
         self.on_settled(tool_call_id, None, abandoned.reason)
         return abandoned
+
+
+def _raise_pending_cancel() -> None:
+    """Raises CancelledError if the running task has been cancelled and has not finished the cancel
+    (some awaitable on its way here swallowed it): such a task must not start waiting for a client."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -41,6 +41,22 @@ class GrpcChatStream:
         self._outbox = Outbox(self._write)
         self._chat: asyncio.Task[object] | None = None
         self._call_ended: CallEnded | None = None
+        self._call_end_hooks: list[Callable[[], None]] | None = []
+        """None once the call has ended (`end_call`)."""
+
+    def on_call_end(self, hook: Callable[[], None]) -> None:
+        """Calls `hook` when the gate sees the call end under the chat (`end_call`); at once if it
+        already has."""
+        if self._call_end_hooks is None:
+            hook()
+        else:
+            self._call_end_hooks.append(hook)
+
+    def end_call(self) -> None:
+        """The call ended before the chat did (the gate's word): tells the hooks, once."""
+        hooks, self._call_end_hooks = self._call_end_hooks or [], None
+        for hook in hooks:
+            hook()
 
     async def receive(self) -> ChatRequest | ToolResult | None:
         try:
@@ -126,7 +142,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         context: grpc.aio.ServicerContext[chat_pb2.ChatRequest, chat_pb2.ChatResponse],
     ) -> None:
         stream = GrpcChatStream(context, self._settings)
-        await self.gate.run(context, lambda record: self._run(stream, record))
+        await self.gate.run(context, lambda record: self._run(stream, record), stream.end_call)
 
     async def _run(self, stream: GrpcChatStream, record: ChatRecord) -> ChatFinished:
         return await stream.relay(self._sessions.run(stream, record))

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from toolwire.server.chat_events import ChatEvent, ChatFinished, ChatStarted
 from toolwire.server.chat_record import ChatRecord
 from toolwire.server.conversation import ChatRequest, ToolResult
-from toolwire.server.errors import InvalidRequest, ToolwireError
+from toolwire.server.errors import CallEnded, InvalidRequest, ToolwireError
 from toolwire.server.loop import ChatLoop
 from toolwire.server.models.registry import ModelRegistry
 from toolwire.server.pending import PendingCalls
@@ -34,6 +35,18 @@ class ChatStream(Protocol):
     async def send(self, event: ChatEvent) -> None:
         """Sends one event to the client."""
         ...
+
+
+@runtime_checkable
+class CallBoundStream(ChatStream, Protocol):
+    """A `ChatStream` that knows when its call ends under the chat (the gRPC one does)."""
+
+    def on_call_end(self, hook: Callable[[], None]) -> None:
+        """Calls `hook` once the call has ended under the chat (the client cancelled or went away)."""
+        ...
+
+
+_CALL_GONE = "the call ended under the chat (the client cancelled it or went away)"
 
 
 class ChatSessions:
@@ -70,6 +83,9 @@ class ChatSessions:
         record.model = model.model_id
         limits = self._settings.limits
         pending = PendingCalls(first.tool_timeout_seconds, limits.max_tool_result_bytes)
+        if isinstance(stream, CallBoundStream):
+            # Besides the cancel: a wait for tool results ends even if a cancel was lost on its way.
+            stream.on_call_end(lambda: pending.end_call(CallEnded(_CALL_GONE)))
         loop = ChatLoop(first, model, pending, stream.send, self._telemetry)
         await stream.send(ChatStarted(record.chat_id, model.model_id))
         try:

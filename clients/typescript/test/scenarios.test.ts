@@ -243,7 +243,9 @@ test("breaking_out_of_for_await_cancels_the_chat", async () => {
       break;
     }
   }
-  assert.deepEqual(seen, ["started", "text", "text", "toolRequest"]);
+  // The server may merge text deltas queued behind a write in flight into one event.
+  const kinds = seen.filter((kind, index) => !(kind === "text" && seen[index - 1] === "text"));
+  assert.deepEqual(kinds, ["started", "text", "toolRequest"]);
   assert.equal(toolSignal?.aborted, true);
   const finish = await client.run({ model: "scripted/echo", prompt: "still here" });
   assert.equal(finish.text, "still here");

@@ -40,9 +40,14 @@ async def run_once(provider: RemoteProvider) -> list[object]:
         return [event async for event in events]
 
 
-async def failure_of(provider: RemoteProvider) -> errors.ToolwireError:
-    with pytest.raises(errors.ToolwireError) as caught:
-        await run_once(provider)
+async def failure_at(wire: str, url: str) -> errors.ToolwireError:
+    """The error of one model call through a fresh provider of `wire` at `url` (closed after)."""
+    provider = RemoteProvider(provider_settings(wire, url))
+    try:
+        with pytest.raises(errors.ToolwireError) as caught:
+            await run_once(provider)
+    finally:
+        await provider.close()
     return caught.value
 
 
@@ -133,11 +138,7 @@ def test_one_provider_serves_successive_event_loops(wire, fake_provider):
 async def test_an_oversized_non_json_error_body_is_cut_short(wire, fake_provider):
     body = b"upstream proxy says no. " + b"x" * (3 * MAX_ERROR_BODY_BYTES)
     fake_provider.enqueue(Reply(status=502, body=body, content_type="text/html"))
-    provider = RemoteProvider(provider_settings(wire, fake_provider.url))
-    try:
-        error = await failure_of(provider)
-    finally:
-        await provider.close()
+    error = await failure_at(wire, fake_provider.url)
     assert type(error) is errors.ProviderUnavailable
     assert "HTTP 502" in error.message
     assert "upstream proxy says no." in error.message
@@ -147,11 +148,7 @@ async def test_an_oversized_non_json_error_body_is_cut_short(wire, fake_provider
 async def test_a_refused_connection_is_unavailable_and_names_no_header(wire):
     with FakeProvider() as stopped:
         url = stopped.url
-    provider = RemoteProvider(provider_settings(wire, url))
-    try:
-        error = await failure_of(provider)
-    finally:
-        await provider.close()
+    error = await failure_at(wire, url)
     assert type(error) is errors.ProviderUnavailable
     assert "connection failed" in error.message
     assert "sk-" not in error.message

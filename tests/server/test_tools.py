@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from toolwire.server import tools
 from toolwire.server.assembler import AssembledCall
 from toolwire.server.errors import InvalidRequest
 from toolwire.server.tools import ToolBox, check_unique_names, parse_tool_definition
@@ -71,3 +74,31 @@ def test_arguments_nested_too_deeply_are_refused_to_the_model():
     for arguments in (too_deep_to_parse, too_deep_to_validate):
         verdict = toolbox.check(AssembledCall("c", "deep", arguments))
         assert "nested too deeply" in (verdict.error or "")
+
+
+def test_a_remembered_verdict_still_names_this_request_s_field_and_tool():
+    bad = '{"type": "object", "required": "remembered"}'
+    for position, name in ((0, "first"), (5, "second")):
+        with pytest.raises(InvalidRequest, match="not a valid JSON Schema at required") as raised:
+            parse_tool_definition(position, name, "", bad)
+        assert str(raised.value).startswith(f"tools[{position}].parameters_json_schema of tool {name!r}")
+
+
+def test_the_same_schema_is_checked_against_the_meta_schema_once():
+    schema = '{"type": "object", "properties": {"once": {"type": "string"}}}'
+    before = tools._cached_schema_problem.cache_info()
+    first = parse_tool_definition(0, "a", "", schema)
+    second = parse_tool_definition(0, "a", "", schema)
+    after = tools._cached_schema_problem.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
+    assert first.parameters == second.parameters
+    assert first.parameters is not second.parameters  # each chat gets its own copy
+
+
+def test_a_schema_too_large_to_remember_is_still_checked():
+    padding = "x" * tools.MAX_CACHED_SCHEMA_CHARS
+    large = json.dumps({"type": "object", "description": padding, "required": "n"})
+    before = tools._cached_schema_problem.cache_info()
+    with pytest.raises(InvalidRequest, match="not a valid JSON Schema at required"):
+        parse_tool_definition(0, "large", "", large)
+    assert tools._cached_schema_problem.cache_info().currsize == before.currsize

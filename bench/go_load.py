@@ -56,11 +56,19 @@ ROUNDS = 3
 
 
 async def measured(
-    binary: Path, pid: int, address: str, model: str, streams: int, chat_seconds: float | None = None
+    binary: Path,
+    pid: int,
+    address: str,
+    model: str,
+    streams: int,
+    chat_seconds: float | None = None,
+    provider_pid: int | None = None,
 ) -> dict[str, Any]:
-    """One load-generator run, with the server tree's CPU seconds spent during it: steady load of
-    `streams` when `chat_seconds` (one chat's duration) is given, else 200 chats on one stream."""
+    """One load-generator run, with the server tree's CPU seconds spent during it (and the fake
+    provider's, given its pid): steady load of `streams` when `chat_seconds` (one chat's duration)
+    is given, else 200 chats on one stream."""
     before = tree_cpu_seconds(pid)
+    provider_before = tree_cpu_seconds(provider_pid) if provider_pid else 0.0
     if chat_seconds is None:
         figures = await loadgen.run(binary, address, model, streams, rounds=200)
     else:
@@ -80,7 +88,40 @@ async def measured(
         chunks = chunks * ROUNDS / (ROUNDS - 1)
     per_chunk = figures["server_cpu_seconds"] / chunks * 1e6 if chunks else float("nan")
     figures["server_cpu_us_per_chunk"] = per_chunk
+    if provider_pid and chunks:
+        figures["provider_cpu_us_per_chunk"] = (
+            (tree_cpu_seconds(provider_pid) - provider_before) / chunks * 1e6
+        )
     return figures
+
+
+async def scenarios(
+    binary: Path,
+    pid: int,
+    address: str,
+    sweep: list[int],
+    burst: list[int],
+    log: Callable[[str], None],
+    label: str,
+    provider_pid: int | None = None,
+) -> dict[str, Any]:
+    """The concurrency scenarios against one running server: {"sweep": {streams: figures},
+    "burst": {...}, "tool": figures}."""
+    await loadgen.run(binary, address, "openai/bench-64x0", 32, connections=CONNECTIONS)  # warm-up
+    runs: dict[str, Any] = {"sweep": {}, "burst": {}}
+    for streams in sweep:
+        log(f"{label}: {streams} chats at 20 chunks/s")
+        runs["sweep"][streams] = await measured(
+            binary, pid, address, "openai/bench-60x50ms", streams, 3.0, provider_pid
+        )
+    for streams in burst:
+        log(f"{label}: {streams} chats, 64 chunks 20 ms apart")
+        runs["burst"][streams] = await measured(
+            binary, pid, address, "openai/bench-64x20ms", streams, 1.28, provider_pid
+        )
+    log(f"{label}: tool round trip, 200 chats")
+    runs["tool"] = await measured(binary, pid, address, "openai/bench-8x0-tool", 1)
+    return runs
 
 
 async def go_load(
@@ -90,30 +131,36 @@ async def go_load(
     sweep: list[int],
     burst: list[int],
     log: Callable[[str], None],
+    provider_pid: int | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Per process count: {"sweep": {streams: figures}, "burst": {...}, "tool": figures}."""
     binary = loadgen.build()
     results: dict[int, dict[str, Any]] = {}
     for workers in worker_counts:
         server, address = start_server(["--workers", str(workers)] if workers > 1 else [])
-        pid = server.pid
         label = f"Go load generator, {workers} server process(es)"
         try:
-            await loadgen.run(binary, address, "openai/bench-64x0", 32, connections=CONNECTIONS)  # warm-up
-            runs: dict[str, Any] = {"sweep": {}, "burst": {}}
-            for streams in sweep:
-                log(f"{label}: {streams} chats at 20 chunks/s")
-                runs["sweep"][streams] = await measured(
-                    binary, pid, address, "openai/bench-60x50ms", streams, 3.0
-                )
-            for streams in burst:
-                log(f"{label}: {streams} chats, 64 chunks 20 ms apart")
-                runs["burst"][streams] = await measured(
-                    binary, pid, address, "openai/bench-64x20ms", streams, 1.28
-                )
-            log(f"{label}: tool round trip, 200 chats")
-            runs["tool"] = await measured(binary, pid, address, "openai/bench-8x0-tool", 1)
-            results[workers] = runs
+            results[workers] = await scenarios(
+                binary, server.pid, address, sweep, burst, log, label, provider_pid
+            )
         finally:
             stop_server(server)
     return results
+
+
+async def floor_load(
+    start_floor: Callable[[], tuple[Any, str]],
+    stop_server: Callable[[Any], None],
+    sweep: list[int],
+    burst: list[int],
+    log: Callable[[str], None],
+    provider_pid: int | None = None,
+) -> dict[str, Any]:
+    """The same scenarios against bench/floor_server.py: what grpc.aio and aiohttp cost on this
+    machine with no relay logic at all, the floor under any relay built on them."""
+    binary = loadgen.build()
+    server, address = start_floor()
+    try:
+        return await scenarios(binary, server.pid, address, sweep, burst, log, "floor", provider_pid)
+    finally:
+        stop_server(server)

@@ -115,6 +115,7 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     }
     floor_note = "; added vs direct at 1 stream"
     go = results.get("go") or {}
+    floor = results.get("go_floor") or None
     consumer_note = "; Python consumer" if go else ""
     concurrency_bar = (lambda bar: None) if go else (lambda bar: bar)  # then judged on the Go rows
     rows.added("TTFT p50, 1 stream (ms)", each(single, "ttft_ms", 50), 0.5)
@@ -189,12 +190,13 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         1,
     )
     if go:
-        go_lines, go_verdicts = report_go.bars(go, one["ttft_ms"], one["gap_jitter_ms"])
+        go_lines, go_verdicts = report_go.bars(go, one["ttft_ms"], one["gap_jitter_ms"], floor)
         rows.lines.extend(go_lines)
         rows.verdicts.extend(go_verdicts)
-        go_lost, go_failed = report_go.lost_and_failed(go)
+        go_lost, go_failed = report_go.lost_and_failed({**go, 0: floor} if floor else go)  # the floor too
         rows.verdicts.append(
-            (f"Go load generator runs: {go_lost} streams lost or reordered a chunk, {go_failed} chats failed",
+            (f"Go load generator runs (the floor too): {go_lost} streams lost or reordered a chunk, "
+             f"{go_failed} chats failed",
              "go-lost", go_lost == 0 and go_failed == 0)
         )  # fmt: skip
     memory = results["memory_per_chat"] / 1024
@@ -225,7 +227,10 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         "**The same with the Go load generator, at steady load** (bench/loadgen; a fresh server per "
         "process count, `--workers`, 8 connections; the streams start spread over one chat's 3 s, each "
         "runs 3 chats, the first left out, so the figures cover all N streaming at once; server CPU is "
-        "the whole process tree's, idle time included, per chunk relayed):\n\n" + report_go.sweep_table(go)
+        "the whole process tree's, idle time included, per chunk relayed; *floor* is bench/floor_server.py, "
+        "grpc.aio + aiohttp relaying the same stream with no logic at all):\n\n"
+        + report_go.sweep_table(go, floor)
+        + ("\n\n" + report_go.capacity(floor) if floor else "")
         if go
         else "The Go load generator phase did not run (no Go toolchain, or its build failed)."
     )
@@ -362,7 +367,11 @@ def write(results: dict[str, Any], docs: Path) -> None:
             target.write_text(current.rstrip() + "\n\n" + text + "\n")
     else:
         target.write_text("# Performance\n\n" + text + "\n")
-    _plot(results["sweep"], docs / "performance-lag.png", report_go.plot_points(results.get("go") or {}))
+    _plot(
+        results["sweep"],
+        docs / "performance-lag.png",
+        report_go.plot_points(results.get("go") or {}, results.get("go_floor")),
+    )
     raw = {
         key: value
         for key, value in results.items()

@@ -31,66 +31,106 @@ def _processes(workers: int) -> str:
     return "1 process" if workers == 1 else f"{workers} processes"
 
 
+def _bar_values(
+    runs: dict[str, Any], direct_ttft_p99: float, direct_gap_p99: float
+) -> dict[str, tuple[float, float]]:
+    """Each concurrency bar's figure in one set of runs: name → (value, bar in ms)."""
+    burst, sweep = runs.get("burst", {}), runs.get("sweep", {})
+    values: dict[str, tuple[float, float]] = {}
+    if 100 in burst:
+        values["TTFT p99, 100 streams, added vs direct at 1 stream"] = (
+            _get(burst[100], "ttft_ms", "p99") - direct_ttft_p99, 5)  # fmt: skip
+    if 200 in burst:
+        values["gap between chunks − sent gap p99, 200 streams, added vs direct at 1 stream"] = (
+            _get(burst[200], "gap_ms", "p99") - direct_gap_p99, 2)  # fmt: skip
+    if sweep:
+        top = max(sweep)
+        values[f"delivery lag p99, {top} chats at 20 chunks/s"] = (_get(sweep[top], "lag_ms", "p99"), 50)
+    if runs.get("tool"):
+        values["last ToolResult → next request at provider, p99"] = (
+            _get(runs["tool"], "tool_to_request_ms", "p99"), 1)  # fmt: skip
+    return values
+
+
+FLOOR = "grpc.aio + aiohttp with no relay logic"
+
+
 def bars(
-    go: dict[int, dict[str, Any]], direct_ttft_p99: float, direct_gap_p99: float
+    go: dict[int, dict[str, Any]],
+    direct_ttft_p99: float,
+    direct_gap_p99: float,
+    floor: dict[str, Any] | None = None,
 ) -> tuple[list[str], list[Verdict]]:
-    """Rows for the main table and verdicts: each concurrency bar for each process count. A bar
-    holds when it holds for at least one process count (the deployment can choose it)."""
+    """Rows for the main table and verdicts: each concurrency bar for each process count, and for the
+    floor (bench/floor_server.py) when it ran. A bar holds when it holds for at least one process
+    count (the deployment can choose it); the floor is shown beside it, never counted for toolwire."""
     lines: list[str] = []
     verdicts: list[Verdict] = []
     checks: dict[str, list[tuple[int, float, bool]]] = {}
-
-    def row(name: str, workers: int, value: float, bar: float, unit: str = "ms") -> None:
-        holds = None if math.isnan(value) else value <= bar
-        label = f"{name} ({unit}; Go load generator, {_processes(workers)})"
-        lines.append(
-            f"| {label} | | {_fmt(value)} | | **{_fmt(value)}** | | | | ≤ {bar:g} {unit} {_mark(holds)} |"
-        )
-        checks.setdefault(name, []).append((workers, value, bool(holds)))
-
     for workers, runs in sorted(go.items()):
-        burst, sweep = runs.get("burst", {}), runs.get("sweep", {})
-        if 100 in burst:
-            row("TTFT p99, 100 streams, added vs direct at 1 stream", workers,
-                _get(burst[100], "ttft_ms", "p99") - direct_ttft_p99, 5)  # fmt: skip
-        if 200 in burst:
-            row("gap between chunks − sent gap p99, 200 streams, added vs direct at 1 stream", workers,
-                _get(burst[200], "gap_ms", "p99") - direct_gap_p99, 2)  # fmt: skip
-        if sweep:
-            top = max(sweep)
-            row(
-                f"delivery lag p99, {top} chats at 20 chunks/s",
-                workers,
-                _get(sweep[top], "lag_ms", "p99"),
-                50,
+        for name, (value, bar) in _bar_values(runs, direct_ttft_p99, direct_gap_p99).items():
+            holds = None if math.isnan(value) else value <= bar
+            label = f"{name} (ms; Go load generator, {_processes(workers)})"
+            lines.append(
+                f"| {label} | | {_fmt(value)} | | **{_fmt(value)}** | | | | ≤ {bar:g} ms {_mark(holds)} |"
             )
-        if runs.get("tool"):
-            row("last ToolResult → next request at provider, p99", workers,
-                _get(runs["tool"], "tool_to_request_ms", "p99"), 1)  # fmt: skip
+            checks.setdefault(name, []).append((workers, value, bool(holds)))
+    floor_values = _bar_values(floor, direct_ttft_p99, direct_gap_p99) if floor else {}
+    for name, (value, bar) in floor_values.items():
+        holds = None if math.isnan(value) else value <= bar
+        label = f"{name} (ms; Go load generator, the floor: {FLOOR})"
+        lines.append(f"| {label} | | {_fmt(value)} | | {_fmt(value)} | | | | (≤ {bar:g} ms {_mark(holds)}) |")
     for name, results in checks.items():
         best = min(results, key=lambda item: item[1] if not math.isnan(item[1]) else math.inf)
         holds = any(ok for _, _, ok in results)
         each = ", ".join(f"{_processes(workers)} {_fmt(value)}" for workers, value, _ in results)
-        verdicts.append((f"{name}, Go load generator: {each} ms (best: {_processes(best[0])})", name, holds))
+        text = f"{name}, Go load generator: {each} ms (best: {_processes(best[0])})"
+        if name in floor_values:
+            value, bar = floor_values[name]
+            text += f"; the floor ({FLOOR}) measures {_fmt(value)} ms" + (
+                ": the bar is below what these libraries do on this machine" if value > bar else ""
+            )
+        verdicts.append((text, name, holds))
     return lines, verdicts
 
 
-def sweep_table(go: dict[int, dict[str, Any]]) -> str:
-    """Lag, coalescing and CPU per process count and concurrency."""
-    worker_counts = sorted(go)
+def capacity(floor: dict[str, Any] | None, chunks_per_second: float = 10_000) -> str:
+    """What `chunks_per_second` paced chunks cost in cores at the floor, from the floor's largest
+    steady run: the relay (floor), the fake provider and the load generator, each measured."""
+    sweep = (floor or {}).get("sweep", {})
+    if not sweep:
+        return ""
+    top = max(sweep)
+    figures = sweep[top]
+    relay = float(figures.get("server_cpu_us_per_chunk") or float("nan"))
+    provider = float(figures.get("provider_cpu_us_per_chunk") or float("nan"))
+    generator = float(figures.get("cpu_us_per_message") or float("nan"))
+    cores = (relay + provider + generator) * chunks_per_second / 1e6
+    return (
+        f"At {chunks_per_second:,.0f} paced chunks/s (the 500-chat bar), the floor's measured CPU per "
+        f"chunk at {top} chats (relay {_fmt(relay, 0)} µs, fake provider {_fmt(provider, 0)} µs, load "
+        f"generator {_fmt(generator, 0)} µs per message) adds up to {_fmt(cores, 1)} cores, on a 2-core "
+        "machine, before any relay logic."
+    )
+
+
+def sweep_table(go: dict[int, dict[str, Any]], floor: dict[str, Any] | None = None) -> str:
+    """Lag, coalescing and CPU per process count and concurrency, and the floor's when it ran."""
+    go = {**go, 0: floor} if floor else go
+    worker_counts = sorted(go, key=lambda workers: workers or math.inf)  # the floor (0) last
     head = (
         "| chats | "
         + " | ".join(
-            f"{_processes(w)}: lag p50 | p99 | chunks per message | server CPU µs per chunk"
+            f"{_processes(w) if w else 'floor'}: lag p50 | p99 | chunks per message | server CPU µs per chunk"
             for w in worker_counts
         )
-        + " | load generator CPU µs per message |"
+        + " | load generator CPU µs per message | fake provider CPU µs per chunk |"
     )
-    rule = "|---:|" + "---:|" * (4 * len(worker_counts) + 1)
+    rule = "|---:|" + "---:|" * (4 * len(worker_counts) + 2)
     lines = [head, rule]
     counts = sorted({n for w in worker_counts for n in go[w].get("sweep", {})})
     for n in counts:
-        cells, generator = [], float("nan")
+        cells, generator, provider = [], float("nan"), float("nan")
         for w in worker_counts:
             figures = go[w].get("sweep", {}).get(n)
             failed = figures.get("failed", {}).get("count", 0) if figures else 0
@@ -103,7 +143,9 @@ def sweep_table(go: dict[int, dict[str, Any]]) -> str:
             )
             if figures and math.isnan(generator):
                 generator = float(figures.get("cpu_us_per_message") or float("nan"))
-        lines.append(f"| {n} | " + " | ".join(cells) + f" | {_fmt(generator, 0)} |")
+            if figures and math.isnan(provider):
+                provider = float(figures.get("provider_cpu_us_per_chunk") or float("nan"))
+        lines.append(f"| {n} | " + " | ".join(cells) + f" | {_fmt(generator, 0)} | {_fmt(provider, 0)} |")
     return "\n".join(lines)
 
 
@@ -118,12 +160,17 @@ def lost_and_failed(go: dict[int, dict[str, Any]]) -> tuple[int, int]:
     return lost, failed
 
 
-def plot_points(go: dict[int, dict[str, Any]]) -> dict[str, dict[int, tuple[float, float]]]:
+def plot_points(
+    go: dict[int, dict[str, Any]], floor: dict[str, Any] | None = None
+) -> dict[str, dict[int, tuple[float, float]]]:
     """Per line of the lag plot: concurrency → (p50, p99)."""
+    lines = {f"toolwire, Go load generator, {_processes(w)}": runs for w, runs in sorted(go.items())}
+    if floor:
+        lines[f"the floor ({FLOOR}), Go load generator"] = floor
     return {
-        f"toolwire, Go load generator, {_processes(w)}": {
+        name: {
             n: (_get(figures, "lag_ms", "p50"), _get(figures, "lag_ms", "p99"))
             for n, figures in runs.get("sweep", {}).items()
         }
-        for w, runs in sorted(go.items())
+        for name, runs in lines.items()
     }

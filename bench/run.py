@@ -43,7 +43,7 @@ import grpc
 import openai
 import psutil
 
-from bench.go_load import go_load
+from bench.go_load import floor_load, go_load
 from toolwire.v1 import chat_pb2 as pb
 from toolwire.v1 import chat_pb2_grpc
 
@@ -638,10 +638,21 @@ async def main() -> dict[str, object]:
                 [50, 500] if QUICK else [1, 50, 100, 200, 350, 500],
                 [100] if QUICK else [100, 200],
                 log,
+                fake.pid,
             )
+            log("the same against the floor: grpc.aio + aiohttp with no relay logic (bench/floor_server.py)")
+            results["go_floor"] = await floor_load(
+                lambda: _start([sys.executable, str(BENCH / "floor_server.py"), str(fake_port)],
+                               r"floor listening on (\S+)"),
+                _stop,
+                [50, 500] if QUICK else [1, 50, 100, 200, 350, 500],
+                [100] if QUICK else [100, 200],
+                log,
+                fake.pid,
+            )  # fmt: skip
         except Exception as error:  # no Go here, or a failed build: the rest of the run still counts
             log(f"the Go load generator phase failed: {error!r}"[:500])
-            results["go"] = {}
+            results.setdefault("go", {})
         (BENCH / "last-run.pickle").write_bytes(pickle.dumps(results))
         log("profile: the server under cProfile, 4 streams x 2000 chunks flat out")
         results["profile"], results["profile_top"], results["profiled"] = {}, [], {}

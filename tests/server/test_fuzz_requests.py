@@ -185,6 +185,8 @@ def starts(draw: st.DrawFn) -> pb.ChatStart:
         start.parallel_tool_calls = draw(st.booleans())
     if draw(st.booleans()):
         start.tool_timeout.CopyFrom(draw(durations))
+    if draw(st.booleans()):
+        start.text_coalesce_window.CopyFrom(draw(durations))
     return start
 
 

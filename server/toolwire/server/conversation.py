@@ -88,6 +88,8 @@ class ChatRequest:
     tool_timeout_seconds: float
     stream_tool_arguments: bool
     options: GenerationOptions
+    text_coalesce_window_seconds: float = 0.0
+    """How long text may be held to go out as fewer messages (outbox.py); 0: never held."""
 
 
 @dataclass(slots=True, frozen=True)

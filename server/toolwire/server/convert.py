@@ -79,6 +79,7 @@ def chat_request_from_proto(start: pb.ChatStart, settings: ServerSettings) -> Ch
         tool_timeout_seconds=_tool_timeout(start, settings),
         stream_tool_arguments=start.stream_tool_arguments,
         options=options,
+        text_coalesce_window_seconds=_text_coalesce_window(start, settings),
     )
 
 
@@ -151,6 +152,17 @@ def _tool_timeout(start: pb.ChatStart, settings: ServerSettings) -> float:
     limit = settings.limits.max_tool_timeout_seconds
     if seconds <= 0 or seconds > limit:
         raise InvalidRequest(f"start.tool_timeout is {seconds:g} s; use more than 0 and at most {limit:g} s")
+    return seconds
+
+
+def _text_coalesce_window(start: pb.ChatStart, settings: ServerSettings) -> float:
+    """The window in seconds; unset is 0 (text is never held)."""
+    seconds = start.text_coalesce_window.ToTimedelta().total_seconds()
+    limit = settings.limits.max_text_coalesce_window_seconds
+    if seconds < 0 or seconds > limit:
+        raise InvalidRequest(
+            f"start.text_coalesce_window is {seconds:g} s; use 0 (unset: no window) to {limit:g} s"
+        )
     return seconds
 
 

@@ -73,7 +73,9 @@ class GrpcChatStream:
         assert isinstance(request, chat_pb2.ChatRequest)
         kind = request.WhichOneof("kind")
         if kind == "start":
-            return convert.chat_request_from_proto(request.start, self._settings)
+            start = convert.chat_request_from_proto(request.start, self._settings)
+            self._outbox.set_text_window(start.text_coalesce_window_seconds)
+            return start
         if kind == "tool_result":
             return convert.tool_result_from_proto(request.tool_result)
         raise InvalidRequest("a ChatRequest with neither start nor tool_result set: set one of them")

@@ -27,6 +27,8 @@ class Limits:
     """Highest max_tool_rounds a chat may ask for."""
     max_tool_timeout_seconds: float = 3600.0
     """Longest tool_timeout a chat may ask for."""
+    max_text_coalesce_window_seconds: float = 1.0
+    """Longest text_coalesce_window a chat may ask for: text held longer would read as a stalled stream."""
 
 
 @dataclass(slots=True, frozen=True)

@@ -335,8 +335,20 @@ type ChatStart struct {
 	// When true, the server also streams the arguments of each tool call as the model writes
 	// them (`ToolArgumentsDelta`), before the complete, validated `ToolRequest`.
 	StreamToolArguments bool `protobuf:"varint,12,opt,name=stream_tool_arguments,json=streamToolArguments,proto3" json:"stream_tool_arguments,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// How long the server may hold the model's text to send it as fewer, larger `TextDelta`
+	// messages; unset or 0 means none: each piece goes out as soon as it arrives (no timer at all).
+	// With a window W, the first text of each model round goes out at once, so the time to first
+	// token is unchanged. Text that follows in the same round is held until W has passed since the
+	// previous `TextDelta` was sent, then everything held goes out as one `TextDelta`. Any other
+	// event (a tool request, usage, the finish, text of the next round) first sends the held text
+	// at once, so order is always kept, and so does the end of the chat, also when it ends with an
+	// error status. Held text past the server's flow-control bound goes out at once. The text
+	// joined over a round is identical with or without a window; only its message boundaries
+	// change. At most the server's limit (1 s by default); negative or longer is INVALID_ARGUMENT.
+	// For a UI that renders at about 30 frames a second, 30 ms is a good value.
+	TextCoalesceWindow *durationpb.Duration `protobuf:"bytes,13,opt,name=text_coalesce_window,json=textCoalesceWindow,proto3" json:"text_coalesce_window,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ChatStart) Reset() {
@@ -451,6 +463,13 @@ func (x *ChatStart) GetStreamToolArguments() bool {
 		return x.StreamToolArguments
 	}
 	return false
+}
+
+func (x *ChatStart) GetTextCoalesceWindow() *durationpb.Duration {
+	if x != nil {
+		return x.TextCoalesceWindow
+	}
+	return nil
 }
 
 // Message is one turn of the conversation.
@@ -1774,7 +1793,7 @@ const file_toolwire_v1_chat_proto_rawDesc = "" +
 	"\x05start\x18\x01 \x01(\v2\x16.toolwire.v1.ChatStartH\x00R\x05start\x12:\n" +
 	"\vtool_result\x18\x02 \x01(\v2\x17.toolwire.v1.ToolResultH\x00R\n" +
 	"toolResultB\x06\n" +
-	"\x04kind\"\xc2\x04\n" +
+	"\x04kind\"\x8f\x05\n" +
 	"\tChatStart\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x120\n" +
 	"\bmessages\x18\x02 \x03(\v2\x14.toolwire.v1.MessageR\bmessages\x121\n" +
@@ -1789,7 +1808,8 @@ const file_toolwire_v1_chat_proto_rawDesc = "" +
 	"\x13parallel_tool_calls\x18\n" +
 	" \x01(\bH\x02R\x11parallelToolCalls\x88\x01\x01\x12<\n" +
 	"\ftool_timeout\x18\v \x01(\v2\x19.google.protobuf.DurationR\vtoolTimeout\x122\n" +
-	"\x15stream_tool_arguments\x18\f \x01(\bR\x13streamToolArgumentsB\x0e\n" +
+	"\x15stream_tool_arguments\x18\f \x01(\bR\x13streamToolArguments\x12K\n" +
+	"\x14text_coalesce_window\x18\r \x01(\v2\x19.google.protobuf.DurationR\x12textCoalesceWindowB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\x16\n" +
 	"\x14_parallel_tool_calls\"\xbd\x01\n" +
@@ -1962,33 +1982,34 @@ var file_toolwire_v1_chat_proto_depIdxs = []int32{
 	6,  // 3: toolwire.v1.ChatStart.tools:type_name -> toolwire.v1.ToolDefinition
 	8,  // 4: toolwire.v1.ChatStart.tool_choice:type_name -> toolwire.v1.ToolChoice
 	24, // 5: toolwire.v1.ChatStart.tool_timeout:type_name -> google.protobuf.Duration
-	0,  // 6: toolwire.v1.Message.role:type_name -> toolwire.v1.Role
-	7,  // 7: toolwire.v1.Message.tool_calls:type_name -> toolwire.v1.ToolCall
-	1,  // 8: toolwire.v1.ToolChoice.mode:type_name -> toolwire.v1.ToolChoiceMode
-	12, // 9: toolwire.v1.ChatResponse.text_delta:type_name -> toolwire.v1.TextDelta
-	13, // 10: toolwire.v1.ChatResponse.tool_request:type_name -> toolwire.v1.ToolRequest
-	19, // 11: toolwire.v1.ChatResponse.finish:type_name -> toolwire.v1.ChatFinish
-	14, // 12: toolwire.v1.ChatResponse.tool_arguments_delta:type_name -> toolwire.v1.ToolArgumentsDelta
-	15, // 13: toolwire.v1.ChatResponse.tool_call_abandoned:type_name -> toolwire.v1.ToolCallAbandoned
-	16, // 14: toolwire.v1.ChatResponse.tool_call_rejected:type_name -> toolwire.v1.ToolCallRejected
-	18, // 15: toolwire.v1.ChatResponse.usage:type_name -> toolwire.v1.UsageUpdate
-	11, // 16: toolwire.v1.ChatResponse.started:type_name -> toolwire.v1.ChatStarted
-	23, // 17: toolwire.v1.ToolRequest.trace_context:type_name -> toolwire.v1.ToolRequest.TraceContextEntry
-	17, // 18: toolwire.v1.UsageUpdate.usage:type_name -> toolwire.v1.Usage
-	2,  // 19: toolwire.v1.ChatFinish.reason:type_name -> toolwire.v1.FinishReason
-	17, // 20: toolwire.v1.ChatFinish.usage:type_name -> toolwire.v1.Usage
-	24, // 21: toolwire.v1.ChatFinish.duration:type_name -> google.protobuf.Duration
-	5,  // 22: toolwire.v1.ChatFinish.messages:type_name -> toolwire.v1.Message
-	22, // 23: toolwire.v1.ListModelsResponse.models:type_name -> toolwire.v1.ModelInfo
-	3,  // 24: toolwire.v1.ChatService.Chat:input_type -> toolwire.v1.ChatRequest
-	20, // 25: toolwire.v1.ChatService.ListModels:input_type -> toolwire.v1.ListModelsRequest
-	10, // 26: toolwire.v1.ChatService.Chat:output_type -> toolwire.v1.ChatResponse
-	21, // 27: toolwire.v1.ChatService.ListModels:output_type -> toolwire.v1.ListModelsResponse
-	26, // [26:28] is the sub-list for method output_type
-	24, // [24:26] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	24, // 6: toolwire.v1.ChatStart.text_coalesce_window:type_name -> google.protobuf.Duration
+	0,  // 7: toolwire.v1.Message.role:type_name -> toolwire.v1.Role
+	7,  // 8: toolwire.v1.Message.tool_calls:type_name -> toolwire.v1.ToolCall
+	1,  // 9: toolwire.v1.ToolChoice.mode:type_name -> toolwire.v1.ToolChoiceMode
+	12, // 10: toolwire.v1.ChatResponse.text_delta:type_name -> toolwire.v1.TextDelta
+	13, // 11: toolwire.v1.ChatResponse.tool_request:type_name -> toolwire.v1.ToolRequest
+	19, // 12: toolwire.v1.ChatResponse.finish:type_name -> toolwire.v1.ChatFinish
+	14, // 13: toolwire.v1.ChatResponse.tool_arguments_delta:type_name -> toolwire.v1.ToolArgumentsDelta
+	15, // 14: toolwire.v1.ChatResponse.tool_call_abandoned:type_name -> toolwire.v1.ToolCallAbandoned
+	16, // 15: toolwire.v1.ChatResponse.tool_call_rejected:type_name -> toolwire.v1.ToolCallRejected
+	18, // 16: toolwire.v1.ChatResponse.usage:type_name -> toolwire.v1.UsageUpdate
+	11, // 17: toolwire.v1.ChatResponse.started:type_name -> toolwire.v1.ChatStarted
+	23, // 18: toolwire.v1.ToolRequest.trace_context:type_name -> toolwire.v1.ToolRequest.TraceContextEntry
+	17, // 19: toolwire.v1.UsageUpdate.usage:type_name -> toolwire.v1.Usage
+	2,  // 20: toolwire.v1.ChatFinish.reason:type_name -> toolwire.v1.FinishReason
+	17, // 21: toolwire.v1.ChatFinish.usage:type_name -> toolwire.v1.Usage
+	24, // 22: toolwire.v1.ChatFinish.duration:type_name -> google.protobuf.Duration
+	5,  // 23: toolwire.v1.ChatFinish.messages:type_name -> toolwire.v1.Message
+	22, // 24: toolwire.v1.ListModelsResponse.models:type_name -> toolwire.v1.ModelInfo
+	3,  // 25: toolwire.v1.ChatService.Chat:input_type -> toolwire.v1.ChatRequest
+	20, // 26: toolwire.v1.ChatService.ListModels:input_type -> toolwire.v1.ListModelsRequest
+	10, // 27: toolwire.v1.ChatService.Chat:output_type -> toolwire.v1.ChatResponse
+	21, // 28: toolwire.v1.ChatService.ListModels:output_type -> toolwire.v1.ListModelsResponse
+	27, // [27:29] is the sub-list for method output_type
+	25, // [25:27] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_toolwire_v1_chat_proto_init() }

@@ -60,7 +60,7 @@ class ChatRequest(_message.Message):
     def __init__(self, start: _Optional[_Union[ChatStart, _Mapping]] = ..., tool_result: _Optional[_Union[ToolResult, _Mapping]] = ...) -> None: ...
 
 class ChatStart(_message.Message):
-    __slots__ = ("model", "messages", "tools", "max_tool_rounds", "temperature", "top_p", "max_output_tokens", "stop", "tool_choice", "parallel_tool_calls", "tool_timeout", "stream_tool_arguments")
+    __slots__ = ("model", "messages", "tools", "max_tool_rounds", "temperature", "top_p", "max_output_tokens", "stop", "tool_choice", "parallel_tool_calls", "tool_timeout", "stream_tool_arguments", "text_coalesce_window")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     TOOLS_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +73,7 @@ class ChatStart(_message.Message):
     PARALLEL_TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     TOOL_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     STREAM_TOOL_ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_COALESCE_WINDOW_FIELD_NUMBER: _ClassVar[int]
     model: str
     messages: _containers.RepeatedCompositeFieldContainer[Message]
     tools: _containers.RepeatedCompositeFieldContainer[ToolDefinition]
@@ -85,7 +86,8 @@ class ChatStart(_message.Message):
     parallel_tool_calls: bool
     tool_timeout: _duration_pb2.Duration
     stream_tool_arguments: bool
-    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., tools: _Optional[_Iterable[_Union[ToolDefinition, _Mapping]]] = ..., max_tool_rounds: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_output_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., tool_choice: _Optional[_Union[ToolChoice, _Mapping]] = ..., parallel_tool_calls: _Optional[bool] = ..., tool_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., stream_tool_arguments: _Optional[bool] = ...) -> None: ...
+    text_coalesce_window: _duration_pb2.Duration
+    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., tools: _Optional[_Iterable[_Union[ToolDefinition, _Mapping]]] = ..., max_tool_rounds: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_output_tokens: _Optional[int] = ..., stop: _Optional[_Iterable[str]] = ..., tool_choice: _Optional[_Union[ToolChoice, _Mapping]] = ..., parallel_tool_calls: _Optional[bool] = ..., tool_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., stream_tool_arguments: _Optional[bool] = ..., text_coalesce_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Message(_message.Message):
     __slots__ = ("role", "content", "tool_calls", "tool_call_id", "is_error")

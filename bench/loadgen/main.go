@@ -34,6 +34,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 const maxErrors = 5 // error strings kept in the output
@@ -71,11 +72,16 @@ func main() {
 	connections := flag.Int("connections", 1, "gRPC connections, streams spread round-robin over them "+
 		"(a server with --workers N spreads connections, not calls, over its processes)")
 	ramp := flag.Duration("ramp", 0, "start the streams evenly spread over this time, not all at once")
+	coalesceMs := flag.Int("coalesce-ms", 0, "ChatStart.text_coalesce_window in ms: the server holds text "+
+		"that long after each TextDelta to send fewer, larger ones (0: no window)")
 	warmup := flag.Int("warmup", 0, "each stream's first chats left out of the figures (still run, "+
 		"and a failure still counts): with -ramp, the figures then cover all streams running at once")
 	flag.Parse()
 	if *streams < 1 || *rounds < 1 || *connections < 1 {
 		fail("-streams, -rounds and -connections must be at least 1")
+	}
+	if *coalesceMs < 0 {
+		fail("-coalesce-ms must not be negative")
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -99,7 +105,7 @@ func main() {
 		}
 		clients[index] = toolwirev1.NewChatServiceClient(conn)
 	}
-	request := startRequest(*model)
+	request := startRequest(*model, time.Duration(*coalesceMs)*time.Millisecond)
 
 	chats := make([][]*chat, *streams)
 	begin := make(chan struct{})
@@ -175,10 +181,14 @@ func connect(ctx context.Context, conn *grpc.ClientConn, limit time.Duration) er
 	}
 }
 
-func startRequest(model string) *toolwirev1.ChatRequest {
+// startRequest is the ChatStart of every chat; a window of 0 leaves text_coalesce_window unset.
+func startRequest(model string, coalesceWindow time.Duration) *toolwirev1.ChatRequest {
 	start := &toolwirev1.ChatStart{
 		Model:    model,
 		Messages: []*toolwirev1.Message{{Role: toolwirev1.Role_ROLE_USER, Content: "Benchmark me."}},
+	}
+	if coalesceWindow > 0 {
+		start.TextCoalesceWindow = durationpb.New(coalesceWindow)
 	}
 	if strings.Contains(model, "-tool") {
 		start.Tools = []*toolwirev1.ToolDefinition{

@@ -176,7 +176,7 @@ func TestOptionsSetTheChatStart(t *testing.T) {
 	for _, option := range []ChatOption{
 		WithMaxToolRounds(2), WithToolTimeout(1500 * time.Millisecond), WithTemperature(0), WithTopP(0.5),
 		WithMaxOutputTokens(100), WithStop("END"), WithToolChoice(ToolChoiceNamed("get_time")),
-		WithParallelToolCalls(false), WithStreamToolArguments(),
+		WithParallelToolCalls(false), WithStreamToolArguments(), WithTextCoalesceWindow(30 * time.Millisecond),
 	} {
 		option(start)
 	}
@@ -184,7 +184,7 @@ func TestOptionsSetTheChatStart(t *testing.T) {
 		MaxToolRounds: 2, ToolTimeout: durationpb.New(1500 * time.Millisecond), Temperature: proto.Float64(0), TopP: proto.Float64(0.5),
 		MaxOutputTokens: 100, Stop: []string{"END"},
 		ToolChoice:        &toolwirev1.ToolChoice{Mode: toolwirev1.ToolChoiceMode_TOOL_CHOICE_MODE_TOOL, ToolName: "get_time"},
-		ParallelToolCalls: proto.Bool(false), StreamToolArguments: true,
+		ParallelToolCalls: proto.Bool(false), StreamToolArguments: true, TextCoalesceWindow: durationpb.New(30 * time.Millisecond),
 	}
 	if !proto.Equal(start, want) {
 		t.Errorf("start = %v, want %v", start, want)

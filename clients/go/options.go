@@ -81,3 +81,11 @@ func WithParallelToolCalls(allowed bool) ChatOption {
 func WithStreamToolArguments() ChatOption {
 	return func(start *toolwirev1.ChatStart) { start.StreamToolArguments = true }
 }
+
+// WithTextCoalesceWindow lets the server hold the model's text for up to window after each
+// TextDelta it sends, so fast text arrives as fewer, larger TextDelta events. The first text of
+// each model round is never held, any other event first sends what is held, and the joined text
+// is the same. Zero (the default) means no window; at most the server's limit (1s by default).
+func WithTextCoalesceWindow(window time.Duration) ChatOption {
+	return func(start *toolwirev1.ChatStart) { start.TextCoalesceWindow = durationpb.New(window) }
+}

@@ -131,3 +131,24 @@ func fiftyConcurrentChats(t *testing.T, client *toolwire.Client, server *toolwir
 		}
 	}
 }
+
+// pacedText is what scripted/paced says, in pacedChunks chunks 40 ms apart (tests/scripts/paced.json).
+const (
+	pacedText   = "The quick brown fox jumps over the lazy dog, twice."
+	pacedChunks = 10
+)
+
+func aTextWindowSendsFewerLargerTextDeltas(t *testing.T, client *toolwire.Client, server *toolwiretest.Server) {
+	events := collect(t, client, weatherRequest("scripted/paced"), toolwire.WithTextCoalesceWindow(200*time.Millisecond))
+	var joined strings.Builder
+	deltas := only[*toolwire.TextDelta](events)
+	for _, delta := range deltas {
+		joined.WriteString(delta.Text)
+	}
+	if joined.String() != pacedText || finishOf(t, events).Text != pacedText {
+		t.Errorf("text = %q, want %q", joined.String(), pacedText)
+	}
+	if len(deltas) >= pacedChunks {
+		t.Errorf("%d TextDelta events for %d chunks: the window merged nothing", len(deltas), pacedChunks)
+	}
+}

@@ -148,6 +148,7 @@ func TestScenarios(t *testing.T) {
 		{"a_panicking_tool_becomes_an_error_result", aPanickingToolBecomesAnErrorResult},
 		{"finish_messages_continue_the_conversation", finishMessagesContinueTheConversation},
 		{"list_models", listModels},
+		{"a_text_window_sends_fewer_larger_text_deltas", aTextWindowSendsFewerLargerTextDeltas},
 		{"breaking_out_early_leaks_no_goroutine", breakingOutEarlyLeaksNoGoroutine},
 		{"fifty_concurrent_chats", fiftyConcurrentChats},
 	} {

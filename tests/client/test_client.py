@@ -4,6 +4,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
+from datetime import timedelta
 from typing import Any, TypeAlias
 
 import grpc
@@ -198,6 +199,7 @@ async def test_start_request_carries_messages_tools_and_options(
         parallel_tool_calls=False,
         tool_timeout=1.5,
         stream_tool_arguments=True,
+        text_coalesce_window=timedelta(milliseconds=30),
     )
 
     start = service.start
@@ -217,6 +219,7 @@ async def test_start_request_carries_messages_tools_and_options(
     assert start.tool_choice == pb.ToolChoice(mode=pb.TOOL_CHOICE_MODE_TOOL, tool_name="get_weather")
     assert start.tool_timeout.ToTimedelta().total_seconds() == 1.5
     assert start.stream_tool_arguments
+    assert start.text_coalesce_window.ToNanoseconds() == 30_000_000
 
 
 async def test_defaults_leave_optional_fields_unset(client: Client, service: FakeChatService) -> None:
@@ -231,7 +234,7 @@ async def test_defaults_leave_optional_fields_unset(client: Client, service: Fak
     start = service.start
     assert start is not None
     assert list(start.messages) == [pb.Message(role=pb.ROLE_USER, content="Hello")]
-    for field in ("temperature", "top_p", "parallel_tool_calls", "tool_timeout"):
+    for field in ("temperature", "top_p", "parallel_tool_calls", "tool_timeout", "text_coalesce_window"):
         assert not start.HasField(field), field
     assert start.tool_choice == pb.ToolChoice(mode=pb.TOOL_CHOICE_MODE_REQUIRED)
 

@@ -194,6 +194,17 @@ async def test_fifty_concurrent_chats(client):
     assert all(f.reason == "stop" and f.tools_called == ["get_weather", "get_time"] for f in finishes)
 
 
+PACED_TEXT = "The quick brown fox jumps over the lazy dog, twice."
+"""What scripted/paced says, in 10 chunks 40 ms apart (tests/scripts/paced.json)."""
+
+
+async def test_a_text_window_sends_fewer_larger_text_deltas(client):
+    events = await collect(client, "scripted/paced", tools=[], text_coalesce_window=0.2)
+    deltas = [e.text for e in events if isinstance(e, TextDelta)]
+    assert "".join(deltas) == PACED_TEXT == events[-1].text
+    assert len(deltas) < 10, deltas
+
+
 async def test_the_weather_example_runs(toolwire_server, capsys):
     import importlib.util
     from pathlib import Path

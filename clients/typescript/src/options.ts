@@ -47,6 +47,13 @@ export interface ChatOptions {
   parallelToolCalls?: boolean;
   /** Also yield `toolArgumentsDelta` events while the model writes a call's arguments. */
   streamToolArguments?: boolean;
+  /**
+   * How long the server may hold the model's text after each `text` event it sends, in ms, so
+   * fast text arrives as fewer, larger `text` events. The first text of each round is never
+   * held, any other event first sends what is held, and the joined text is the same. 0 or unset:
+   * no window; at most the server's limit (1000 ms by default).
+   */
+  textCoalesceWindowMs?: number;
   /** Cancels the chat; the iteration then rejects with `signal.reason`. */
   signal?: AbortSignal;
 }
@@ -78,6 +85,8 @@ export function startFromOptions(options: ChatOptions): ChatStart {
     parallelToolCalls: options.parallelToolCalls,
     toolTimeout: options.toolTimeoutMs === undefined ? undefined : durationFromMs(options.toolTimeoutMs),
     streamToolArguments: options.streamToolArguments ?? false,
+    textCoalesceWindow:
+      options.textCoalesceWindowMs === undefined ? undefined : durationFromMs(options.textCoalesceWindowMs),
   });
 }
 

@@ -35,6 +35,7 @@ test("start_from_a_prompt_with_every_option", () => {
     toolChoice: { tool: "get_weather" },
     parallelToolCalls: false,
     streamToolArguments: true,
+    textCoalesceWindowMs: 30,
   });
   assert.equal(start.model, "scripted/weather");
   assert.deepEqual(start.messages.map((m) => [m.role, m.content]), [[Role.USER, "Hi"]]);
@@ -52,6 +53,7 @@ test("start_from_a_prompt_with_every_option", () => {
   assert.deepEqual([start.toolChoice?.mode, start.toolChoice?.toolName], [ToolChoiceMode.TOOL, "get_weather"]);
   assert.equal(start.parallelToolCalls, false);
   assert.equal(start.streamToolArguments, true);
+  assert.deepEqual([start.textCoalesceWindow?.seconds, start.textCoalesceWindow?.nanos], [0n, 30_000_000]);
 });
 
 test("start_leaves_unset_options_unset", () => {
@@ -61,6 +63,7 @@ test("start_leaves_unset_options_unset", () => {
   assert.equal(start.topP, undefined);
   assert.equal(start.parallelToolCalls, undefined);
   assert.equal(start.toolTimeout, undefined);
+  assert.equal(start.textCoalesceWindow, undefined);
   assert.equal(start.toolChoice, undefined);
   assert.deepEqual([start.maxToolRounds, start.maxOutputTokens, start.tools.length], [0, 0, 0]);
 });

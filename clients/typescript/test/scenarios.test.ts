@@ -218,6 +218,17 @@ test("list_models", async () => {
   }
 });
 
+/** What scripted/paced says, in 10 chunks 40 ms apart (tests/scripts/paced.json). */
+const PACED_TEXT = "The quick brown fox jumps over the lazy dog, twice.";
+
+test("a_text_window_sends_fewer_larger_text_deltas", async () => {
+  const events = await collect({ model: "scripted/paced", tools: {}, textCoalesceWindowMs: 200 });
+  const deltas = only(events, "text").map((e) => e.text);
+  assert.equal(deltas.join(""), PACED_TEXT);
+  assert.equal(lastFinish(events).text, PACED_TEXT);
+  assert.ok(deltas.length < 10, `${deltas.length} text events for 10 chunks: ${JSON.stringify(deltas)}`);
+});
+
 test("fifty_concurrent_chats", async () => {
   const finishes = await Promise.all(
     Array.from({ length: 50 }, () => client.run({ model: "scripted/parallel", prompt: "both", tools: TOOLS })),

@@ -6,6 +6,7 @@ import functools
 from collections.abc import AsyncGenerator, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypedDict, Unpack, cast
 
@@ -53,6 +54,10 @@ class ChatOptions(TypedDict, total=False):
     """Seconds the server waits for each tool result; None: the server default."""
     stream_tool_arguments: bool
     """Also yield `ToolArgumentsDelta` events."""
+    text_coalesce_window: float | timedelta | None
+    """Seconds (or a timedelta) the server may hold text to send fewer, larger `TextDelta` events;
+    the first text of each round is never held. None or 0: none. At most the server's limit (1 s
+    by default). See `ChatStart.text_coalesce_window`."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,10 @@ class Client:
         tool_timeout = options.get("tool_timeout")
         if tool_timeout is not None:
             start.tool_timeout.FromNanoseconds(round(tool_timeout * 1e9))
+        text_window = options.get("text_coalesce_window")
+        if text_window is not None:
+            seconds = text_window.total_seconds() if isinstance(text_window, timedelta) else text_window
+            start.text_coalesce_window.FromNanoseconds(round(seconds * 1e9))
         return ChatSession(self._connect().chat, start, tools_by_name)
 
     async def chat(

@@ -63,6 +63,7 @@ async def measured(
     streams: int,
     chat_seconds: float | None = None,
     provider_pid: int | None = None,
+    coalesce_ms: int = 0,
 ) -> dict[str, Any]:
     """One load-generator run, with the server tree's CPU seconds spent during it (and the fake
     provider's, given its pid): steady load of `streams` when `chat_seconds` (one chat's duration)
@@ -81,6 +82,7 @@ async def measured(
             connections=min(CONNECTIONS, streams),
             ramp_seconds=chat_seconds,
             warmup=1,
+            coalesce_ms=coalesce_ms,
         )
     figures["server_cpu_seconds"] = tree_cpu_seconds(pid) - before
     chunks = figures.get("chunks") or 0
@@ -124,6 +126,39 @@ async def scenarios(
     return runs
 
 
+WINDOWS: list[tuple[str, int, int]] = [("burst", 100, 50), ("sweep", 500, 100)]
+"""The client-chosen text coalescing window (ChatStart.text_coalesce_window), run against one server
+process: (scenario, streams, window ms). A window merges only chunks that arrive within it, so it is
+wider than the scenario's pacing (20 and 50 ms): the client trades that much latency for fewer
+messages."""
+
+_SCENARIO = {"burst": ("openai/bench-64x20ms", 1.28), "sweep": ("openai/bench-60x50ms", 3.0)}
+
+
+def window_key(kind: str, streams: int, window_ms: int) -> str:
+    """The key of a window run in `runs["window"]`."""
+    return f"{kind}-{streams}-{window_ms}ms"
+
+
+async def window_scenarios(
+    binary: Path,
+    pid: int,
+    address: str,
+    windows: list[tuple[str, int, int]],
+    log: Callable[[str], None],
+    provider_pid: int | None = None,
+) -> dict[str, Any]:
+    """The `windows` runs against one running server: {window_key: figures}."""
+    runs: dict[str, Any] = {}
+    for kind, streams, window_ms in windows:
+        model, chat_seconds = _SCENARIO[kind]
+        log(f"1 server process, text_coalesce_window {window_ms} ms: {streams} chats of {model}")
+        runs[window_key(kind, streams, window_ms)] = await measured(
+            binary, pid, address, model, streams, chat_seconds, provider_pid, window_ms
+        )
+    return runs
+
+
 async def go_load(
     start_server: Callable[[list[str]], tuple[Any, str]],
     stop_server: Callable[[Any], None],
@@ -132,8 +167,10 @@ async def go_load(
     burst: list[int],
     log: Callable[[str], None],
     provider_pid: int | None = None,
+    windows: list[tuple[str, int, int]] | None = None,
 ) -> dict[int, dict[str, Any]]:
-    """Per process count: {"sweep": {streams: figures}, "burst": {...}, "tool": figures}."""
+    """Per process count: {"sweep": {streams: figures}, "burst": {...}, "tool": figures}, and for 1
+    process "window": {window_key: figures} for each of `windows`."""
     binary = loadgen.build()
     results: dict[int, dict[str, Any]] = {}
     for workers in worker_counts:
@@ -143,6 +180,10 @@ async def go_load(
             results[workers] = await scenarios(
                 binary, server.pid, address, sweep, burst, log, label, provider_pid
             )
+            if workers == 1 and windows:
+                results[workers]["window"] = await window_scenarios(
+                    binary, server.pid, address, windows, log, provider_pid
+                )
         finally:
             stop_server(server)
     return results

@@ -53,9 +53,11 @@ async def run(
     connections: int = 1,
     ramp_seconds: float = 0.0,
     warmup: int = 0,
+    coalesce_ms: int = 0,
 ) -> dict[str, Any]:
     """Runs `streams` concurrent chats (`rounds` after one another on each) against `target`: started
-    evenly over `ramp_seconds`, each stream's first `warmup` chats left out of the figures."""
+    evenly over `ramp_seconds`, each stream's first `warmup` chats left out of the figures; with
+    `coalesce_ms`, every chat asks for that ChatStart.text_coalesce_window."""
     process = await asyncio.create_subprocess_exec(
         str(binary),
         "-target",
@@ -76,6 +78,8 @@ async def run(
         f"{ramp_seconds}s",
         "-warmup",
         str(warmup),
+        "-coalesce-ms",
+        str(coalesce_ms),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -231,6 +231,13 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         "grpc.aio + aiohttp relaying the same stream with no logic at all):\n\n"
         + report_go.sweep_table(go, floor)
         + ("\n\n" + report_go.capacity(floor) if floor else "")
+        + (
+            "\n\n**The client-chosen window** (`ChatStart.text_coalesce_window`, 1 process): the "
+            "first text of a model round goes out at once, later text is held up to the window and "
+            "sent as one message; the same scenario without it beside each:\n\n" + report_go.window_table(go)
+            if report_go.window_table(go)
+            else ""
+        )
         if go
         else "The Go load generator phase did not run (no Go toolchain, or its build failed)."
     )

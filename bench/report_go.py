@@ -149,6 +149,34 @@ def sweep_table(go: dict[int, dict[str, Any]], floor: dict[str, Any] | None = No
     return "\n".join(lines)
 
 
+def window_table(go: dict[int, dict[str, Any]]) -> str:
+    """The client-chosen window's runs beside the same scenario without it (1 process)."""
+    runs = go.get(1, {})
+    windows = runs.get("window") or {}
+    if not windows:
+        return ""
+    lines = [
+        "| scenario | text_coalesce_window | TTFT p99 (ms) | delivery lag p99 (ms) | chunks per message "
+        "| server CPU µs per chunk |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for key, figures in windows.items():
+        kind, streams, window = key.split("-")
+        pacing = "64 chunks 20 ms apart" if kind == "burst" else "20 chunks/s"
+        plain = runs.get(kind, {}).get(int(streams))
+        for label, run in (("none", plain), (window.removesuffix("ms") + " ms", figures)):
+            if not run:
+                continue
+            failed = run.get("failed", {}).get("count", 0)
+            note = f" ({failed} failed)" if failed else ""
+            lines.append(
+                f"| {streams} chats, {pacing} | {label} | {_fmt(_get(run, 'ttft_ms', 'p99'))} | "
+                f"{_fmt(_get(run, 'lag_ms', 'p99'))}{note} | {_fmt(run.get('chunks_per_message'))} | "
+                f"{_fmt(run.get('server_cpu_us_per_chunk'), 0)} |"
+            )
+    return "\n".join(lines)
+
+
 def lost_and_failed(go: dict[int, dict[str, Any]]) -> tuple[int, int]:
     """Streams with a chunk lost or reordered, and chats that failed, over every Go run."""
     lost = failed = 0

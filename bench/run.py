@@ -43,7 +43,7 @@ import grpc
 import openai
 import psutil
 
-from bench.go_load import floor_load, go_load
+from bench.go_load import WINDOWS, floor_load, go_load
 from toolwire.v1 import chat_pb2 as pb
 from toolwire.v1 import chat_pb2_grpc
 
@@ -639,6 +639,7 @@ async def main() -> dict[str, object]:
                 [100] if QUICK else [100, 200],
                 log,
                 fake.pid,
+                [("burst", 100, 50)] if QUICK else WINDOWS,
             )
             log("the same against the floor: grpc.aio + aiohttp with no relay logic (bench/floor_server.py)")
             results["go_floor"] = await floor_load(

@@ -333,7 +333,7 @@ def _plot(
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
+    figure, axes = plt.subplots(figsize=(10, 4.6), dpi=110)
     for name, points in sweep.items():
         counts = sorted(points)
         for q, style in ((99, "-o"), (50, ":.")):
@@ -355,7 +355,7 @@ def _plot(
     axes.set_ylabel("delivery lag, ms (log)")
     axes.set_title("Chunk delivery lag against concurrency (2 cores, loopback)")
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the plot, not over it
     figure.tight_layout()
     figure.savefig(path)
 

@@ -21,35 +21,39 @@ import json
 import os
 import pickle
 import platform
-import pstats
 import random
 import re
-import secrets
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from collections import defaultdict
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import grpc
 import openai
 import psutil
 
+from bench import profiling
 from bench.go_load import WINDOWS, floor_load, go_load
+from bench.processes import (
+    BENCH,
+    LITELLM,
+    ROOT,
+    cpu_seconds,
+    start,
+    start_litellm,
+    start_toolwire,
+    stop,
+    toolwire_config,
+)
 from toolwire.v1 import chat_pb2 as pb
 from toolwire.v1 import chat_pb2_grpc
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
-LITELLM = BENCH / ".venv-litellm" / "bin" / "litellm"
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 TOOL_SCHEMA = json.dumps({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})
 PATHS = ("direct", "toolwire", "litellm")
@@ -204,143 +208,6 @@ class Consumers:
             await self.litellm.close()
 
 
-# --- the processes ----------------------------------------------------------------------------------
-
-
-def _start(
-    command: list[str], pattern: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> tuple[subprocess.Popen[str], str]:
-    """Starts a process and waits for the stdout line matching `pattern`; returns its group 1."""
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **(env or {})},
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + timeout
-    assert process.stdout is not None
-    seen = []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        match = re.search(pattern, line)
-        if match:
-            # keep draining its output so the process never blocks on a full pipe
-            threading.Thread(target=_drain, args=(process,), daemon=True).start()
-            return process, match[1]
-    process.kill()
-    raise RuntimeError(f"{command[:3]} did not start:\n{''.join(seen[-30:])}")
-
-
-def _drain(process: subprocess.Popen[str]) -> None:
-    assert process.stdout is not None
-    for _ in process.stdout:
-        pass
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def toolwire_config(directory: Path, fake_port: int) -> Path:
-    path = directory / "toolwire.toml"
-    path.write_text(
-        f'[providers.openai]\nbase_url = "http://127.0.0.1:{fake_port}/v1"\n\n'
-        f'[providers.anthropic]\nbase_url = "http://127.0.0.1:{fake_port}"\n\n'
-        "[server]\nmax_concurrent_chats = 4096\n"
-    )
-    return path
-
-
-def start_toolwire(
-    config: Path, profile: Path | None = None, extra: list[str] | None = None
-) -> tuple[subprocess.Popen[str], str]:
-    serve = [
-        "serve",
-        "--config",
-        str(config),
-        "--listen",
-        "127.0.0.1:0",
-        "--log-level",
-        "warning",
-        *(extra or []),
-    ]
-    command = (
-        [sys.executable, str(BENCH / "profiled_server.py"), str(profile), *serve]
-        if profile
-        else [sys.executable, "-m", "toolwire.server", *serve]
-    )
-    env = {"OPENAI_API_KEY": "sk-bench", "ANTHROPIC_API_KEY": "sk-bench", "OTEL_SDK_DISABLED": "true"}
-    return _start(command, r"toolwire listening on (\S+)", env)
-
-
-def start_litellm(
-    directory: Path, fake_port: int, scenarios: list[str]
-) -> tuple[subprocess.Popen[bytes], str, str] | None:
-    if not LITELLM.exists():
-        return None
-    config = directory / "litellm.yaml"
-    entries = "".join(
-        f"  - model_name: {name}\n    litellm_params:\n      model: openai/{name}\n"
-        f"      api_base: http://127.0.0.1:{fake_port}/v1\n      api_key: sk-bench\n"
-        for name in scenarios
-    )
-    config.write_text(f"model_list:\n{entries}litellm_settings:\n  drop_params: true\n")
-    port = _free_port()
-    key = f"sk-{secrets.token_hex(32)}"  # the proxy refuses to start without a master key
-    env = {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "LITELLM_MASTER_KEY": key}
-    process = subprocess.Popen(
-        [
-            str(LITELLM),
-            "--config",
-            str(config),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--num_workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **env},
-        cwd=directory,
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        health = f"http://127.0.0.1:{port}/health/liveliness"
-        with contextlib.suppress(OSError), urllib.request.urlopen(health, timeout=2) as reply:
-            if reply.status == 200:
-                return process, f"http://127.0.0.1:{port}", key
-        time.sleep(1)
-    _stop(process)
-    print("litellm: the proxy did not start; running without it", file=sys.stderr)
-    return None
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
-
-
 # --- statistics -------------------------------------------------------------------------------------
 
 
@@ -467,47 +334,6 @@ async def parked_memory(stub: chat_pb2_grpc.ChatServiceStub, pid: int, chats: in
     return await round_of(chats)
 
 
-def profile_split(path: Path) -> dict[str, float]:
-    """Self time of the server's main thread by where the code lives, as shares of the total."""
-    stats = pstats.Stats(str(path))
-    groups: dict[str, float] = defaultdict(float)
-    for (filename, _, function), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
-        groups[_group(filename, function)] += tottime
-    groups.pop("idle (epoll wait)", None)
-    total = sum(groups.values())
-    return {name: value / total for name, value in sorted(groups.items(), key=lambda kv: -kv[1])}
-
-
-def _group(filename: str, function: str) -> str:
-    if filename == "~":
-        if "poll" in function or "select" in function:
-            return "idle (epoll wait)"
-        if "jiter" in function or "from_json" in function:
-            return "ours: toolwire.server (+ jiter)"
-        if "_cython" in function or "cygrpc" in function or "grpc" in function:
-            return "grpc (aio Cython, awaited in servicer.py)"
-        return "builtins (str/bytes/protobuf C)"
-    if filename.endswith("/toolwire/server/servicer.py"):
-        return "grpc (aio Cython, awaited in servicer.py)"  # context.read/write: Cython coroutines
-    if "/toolwire/server/" in filename:
-        return "ours: toolwire.server (+ jiter)"
-    if "/toolwire/v1/" in filename or "/google/protobuf/" in filename:
-        return "builtins (str/bytes/protobuf C)"
-    for key, name in (
-        ("/openai/", "SDK: openai"),
-        ("/anthropic/", "SDK: anthropic"),
-        ("/aiohttp/", "HTTP: aiohttp (+ multidict, yarl)"),
-        ("/multidict/", "HTTP: aiohttp (+ multidict, yarl)"),
-        ("/yarl/", "HTTP: aiohttp (+ multidict, yarl)"),
-        ("/grpc/", "grpc (aio Cython, awaited in servicer.py)"),
-        ("/asyncio/", "asyncio event loop"),
-        ("/opentelemetry/", "opentelemetry (no-op)"),
-    ):
-        if key in filename:
-            return name
-    return "other"
-
-
 # --- the run ----------------------------------------------------------------------------------------
 
 
@@ -551,6 +377,23 @@ def machine() -> dict[str, str]:
     }
 
 
+SCENARIOS = [
+    "bench-64x20ms",
+    "bench-2000x0",
+    "bench-1x0-tool",
+    "bench-8x0-tool",
+    "bench-60x50ms",
+    "bench-64x0",
+    "bench-300x0",
+    "bench-500x0",
+]
+"""Every model name the LiteLLM path is asked for."""
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 async def main() -> dict[str, object]:
     results: dict[str, object] = {
         "machine": machine(),
@@ -559,109 +402,121 @@ async def main() -> dict[str, object]:
         "load_before": os.getloadavg(),
     }
     directory = Path(tempfile.mkdtemp(prefix="toolwire-bench-"))
-    fake, fake_port_text = _start([sys.executable, str(BENCH / "fake_provider.py")], r"listening on (\d+)")
+    fake, fake_port_text = start([sys.executable, str(BENCH / "fake_provider.py")], r"listening on (\d+)")
     fake_port = int(fake_port_text)
-    fake_url = f"http://127.0.0.1:{fake_port}"
     config = toolwire_config(directory, fake_port)
     processes = [fake]
     try:
         server, address = start_toolwire(config)
         processes.append(server)
-        scenarios = [
-            "bench-64x20ms",
-            "bench-2000x0",
-            "bench-1x0-tool",
-            "bench-8x0-tool",
-            "bench-60x50ms",
-            "bench-64x0",
-            "bench-300x0",
-            "bench-500x0",
-        ]  # every model name the LiteLLM path is asked for
-        litellm = start_litellm(directory, fake_port, scenarios)
+        litellm = start_litellm(directory, fake_port, SCENARIOS)
         if litellm:
             processes.append(litellm[0])
-        consumers = Consumers(fake_url, address, (litellm[1], litellm[2]) if litellm else None)
+        consumers = Consumers(
+            f"http://127.0.0.1:{fake_port}", address, (litellm[1], litellm[2]) if litellm else None
+        )
         pids = {"toolwire": server.pid, "litellm": litellm[0].pid if litellm else None}
         results["paths"] = consumers.paths()
-        log = lambda text: print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)  # noqa: E731
-
-        log("warm-up")
-        await interleaved(consumers, "bench-64x0", 3)
-
-        n = 3 if QUICK else 25
-        log(f"1 stream, 64 chunks 20 ms apart, {n} interleaved iterations")
-        results["single"] = await interleaved(consumers, "bench-64x20ms", n)
-
-        n = 10 if QUICK else 200
-        log(f"tool round trip (last ToolResult -> next request at the provider), {n} iterations")
-        results["tool"] = await interleaved(consumers, "bench-8x0-tool", n)
-
-        log("flat out: 4 streams x 2000 chunks, CPU per relayed chunk")
-        flat: dict[str, list[dict[str, float]]] = defaultdict(list)
-        for _ in range(1 if QUICK else 3):
-            for path in consumers.paths():
-                chunks = 300 if path == "litellm" or QUICK else 2000
-                try:
-                    flat[path].append(await throughput(consumers, path, pids.get(path), 4, chunks))
-                except Exception as error:  # one path failing must not lose the others' figures
-                    log(f"{path}: flat-out run failed: {error!r}"[:300])
-        results["flat"] = flat
-
-        concurrency = [1, 50] if QUICK else [1, 50, 100, 200, 350, 500]
-        sweep: dict[str, dict[int, Figures]] = defaultdict(dict)
-        for streams in concurrency:
-            log(f"{streams} concurrent streams at 20 chunks/s (60 chunks, 50 ms apart)")
-            for path, figures in (await interleaved(consumers, "bench-60x50ms", 1, streams)).items():
-                sweep[path][streams] = figures
-        results["sweep"] = sweep
-
-        burst = [] if QUICK else [100, 200]
-        results["burst"] = {}
-        for streams in burst:
-            log(f"{streams} concurrent streams, 64 chunks 20 ms apart (TTFT, gaps)")
-            results["burst"][streams] = await interleaved(consumers, "bench-64x20ms", 1, streams)  # type: ignore[index]
-
-        chats = 50 if QUICK else 500
-        log(f"memory: {chats} chats parked on a ToolRequest")
-        results["memory_per_chat"] = await parked_memory(consumers.stub, server.pid, chats)
+        await _python_phases(consumers, pids, results)
         await consumers.close()
-        _stop(server)
+        stop(server)
         processes.remove(server)
-
         (BENCH / "last-run.pickle").write_bytes(pickle.dumps(results))  # kept even if what follows fails
-        log("the concurrency rows again, with the Go load generator, 1 and 2 server processes")
-        try:
-            results["go"] = await go_load(
-                lambda extra: start_toolwire(config, extra=extra),
-                _stop,
-                [1, 2],
-                [50, 500] if QUICK else [1, 50, 100, 200, 350, 500],
-                [100] if QUICK else [100, 200],
-                log,
-                fake.pid,
-                [("burst", 100, 50)] if QUICK else WINDOWS,
-            )
-            log("the same against the floor: grpc.aio + aiohttp with no relay logic (bench/floor_server.py)")
-            results["go_floor"] = await floor_load(
-                lambda: _start([sys.executable, str(BENCH / "floor_server.py"), str(fake_port)],
-                               r"floor listening on (\S+)"),
-                _stop,
-                [50, 500] if QUICK else [1, 50, 100, 200, 350, 500],
-                [100] if QUICK else [100, 200],
-                log,
-                fake.pid,
-            )  # fmt: skip
-        except Exception as error:  # no Go here, or a failed build: the rest of the run still counts
-            log(f"the Go load generator phase failed: {error!r}"[:500])
-            results.setdefault("go", {})
+        await _go_phases(config, fake.pid, fake_port, results)
         (BENCH / "last-run.pickle").write_bytes(pickle.dumps(results))
-        log("profile: the server under cProfile, 4 streams x 2000 chunks flat out")
-        results["profile"], results["profile_top"], results["profiled"] = {}, [], {}
-        for attempt in range(3):  # a signal can land late on a loaded machine: then the profile is empty
-            profile = directory / f"server-{attempt}.prof"
-            server, address = start_toolwire(config, profile)
-            processes.append(server)
-            consumers = Consumers(fake_url, address)
+        await _profile_phase(config, fake_port, directory, results)
+        results["micro"] = await _micro()
+    finally:
+        for process in processes:
+            stop(process)
+    results["load_after"] = os.getloadavg()
+    return results
+
+
+async def _python_phases(
+    consumers: Consumers, pids: dict[str, int | None], results: dict[str, object]
+) -> None:
+    """The phases with the Python consumers, every path interleaved: one stream, the tool round
+    trip, flat out, the concurrency sweep and bursts, and the memory of parked chats."""
+    log("warm-up")
+    await interleaved(consumers, "bench-64x0", 3)
+
+    n = 3 if QUICK else 25
+    log(f"1 stream, 64 chunks 20 ms apart, {n} interleaved iterations")
+    results["single"] = await interleaved(consumers, "bench-64x20ms", n)
+
+    n = 10 if QUICK else 200
+    log(f"tool round trip (last ToolResult -> next request at the provider), {n} iterations")
+    results["tool"] = await interleaved(consumers, "bench-8x0-tool", n)
+
+    log("flat out: 4 streams x 2000 chunks, CPU per relayed chunk")
+    flat: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for _ in range(1 if QUICK else 3):
+        for path in consumers.paths():
+            chunks = 300 if path == "litellm" or QUICK else 2000
+            try:
+                flat[path].append(await throughput(consumers, path, pids.get(path), 4, chunks))
+            except Exception as error:  # one path failing must not lose the others' figures
+                log(f"{path}: flat-out run failed: {error!r}"[:300])
+    results["flat"] = flat
+
+    concurrency = [1, 50] if QUICK else [1, 50, 100, 200, 350, 500]
+    sweep: dict[str, dict[int, Figures]] = defaultdict(dict)
+    for streams in concurrency:
+        log(f"{streams} concurrent streams at 20 chunks/s (60 chunks, 50 ms apart)")
+        for path, figures in (await interleaved(consumers, "bench-60x50ms", 1, streams)).items():
+            sweep[path][streams] = figures
+    results["sweep"] = sweep
+
+    burst: dict[int, dict[str, Figures]] = {}
+    for streams in [] if QUICK else [100, 200]:
+        log(f"{streams} concurrent streams, 64 chunks 20 ms apart (TTFT, gaps)")
+        burst[streams] = await interleaved(consumers, "bench-64x20ms", 1, streams)
+    results["burst"] = burst
+
+    chats = 50 if QUICK else 500
+    log(f"memory: {chats} chats parked on a ToolRequest")
+    toolwire_pid = pids["toolwire"]
+    assert toolwire_pid is not None
+    results["memory_per_chat"] = await parked_memory(consumers.stub, toolwire_pid, chats)
+
+
+async def _go_phases(config: Path, fake_pid: int, fake_port: int, results: dict[str, object]) -> None:
+    """The concurrency rows with the Go load generator: toolwire with 1 and 2 processes (and the
+    client-chosen window), then the floor (bench/floor_server.py)."""
+    sweep = [50, 500] if QUICK else [1, 50, 100, 200, 350, 500]
+    burst = [100] if QUICK else [100, 200]
+    log("the concurrency rows again, with the Go load generator, 1 and 2 server processes")
+    try:
+        results["go"] = await go_load(
+            lambda extra: start_toolwire(config, extra=extra),
+            stop,
+            [1, 2],
+            sweep,
+            burst,
+            log,
+            fake_pid,
+            [("burst", 100, 50)] if QUICK else WINDOWS,
+        )
+        log("the same against the floor: grpc.aio + aiohttp with no relay logic (bench/floor_server.py)")
+        floor = [sys.executable, str(BENCH / "floor_server.py"), str(fake_port)]
+        results["go_floor"] = await floor_load(
+            lambda: start(floor, r"floor listening on (\S+)"), stop, sweep, burst, log, fake_pid
+        )
+    except Exception as error:  # no Go here, or a failed build: the rest of the run still counts
+        log(f"the Go load generator phase failed: {error!r}"[:500])
+        results.setdefault("go", {})
+
+
+async def _profile_phase(config: Path, fake_port: int, directory: Path, results: dict[str, object]) -> None:
+    """A server under cProfile, profiling only a flat-out window (signals start and stop it)."""
+    log("profile: the server under cProfile, 4 streams x 2000 chunks flat out")
+    results["profile"], results["profile_top"], results["profiled"] = {}, [], {}
+    for attempt in range(3):  # a signal can land late on a loaded machine: then the profile is empty
+        profile = directory / f"server-{attempt}.prof"
+        server, address = start_toolwire(config, profile)
+        try:
+            consumers = Consumers(f"http://127.0.0.1:{fake_port}", address)
             await throughput(consumers, "toolwire", server.pid, 4, 200)
             server.send_signal(signal.SIGRTMIN + 1)  # profile only the measured window, not start-up
             await asyncio.sleep(1.0)
@@ -672,38 +527,27 @@ async def main() -> dict[str, object]:
                 if profile.exists() and profile.stat().st_size > 1000:
                     break
             await consumers.close()
-            _stop(server)
-            processes.remove(server)
-            if profile.exists() and profile.stat().st_size > 1000:
-                results["profiled"] = profiled
-                results["profile"] = profile_split(profile)
-                results["profile_top"] = _top(profile)
-                break
-            log(f"the profile came out empty (attempt {attempt + 1}); again")
-        log("our own code alone: python -m bench.micro")
-        micro = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.micro", stdout=subprocess.PIPE, cwd=ROOT
-        )
-        micro_out = (await micro.communicate())[0].decode()
-        results["micro"] = dict(
-            (line.split(":")[0], float(line.split(":")[1].split()[0])) for line in micro_out.splitlines()
-        )
-    finally:
-        for process in processes:
-            _stop(process)
-    results["load_after"] = os.getloadavg()
-    return results
+        finally:
+            stop(server)
+        if profile.exists() and profile.stat().st_size > 1000:
+            results["profiled"] = profiled
+            results["profile"] = profiling.profile_split(profile)
+            results["profile_top"] = profiling.top(profile)
+            return
+        log(f"the profile came out empty (attempt {attempt + 1}); again")
 
 
-def _top(path: Path, count: int = 25) -> list[tuple[str, float, int]]:
-    stats = pstats.Stats(str(path))
-    rows = []
-    for (filename, line, function), (_, calls, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
-        if "poll" in function:
-            continue
-        where = filename.split("site-packages/")[-1].split("/server/toolwire/")[-1]
-        rows.append((f"{where}:{line}({function})", tottime, calls))
-    return sorted(rows, key=lambda row: -row[1])[:count]
+async def _micro() -> dict[str, float]:
+    """Our own code alone: `python -m bench.micro`'s figures."""
+    log("our own code alone: python -m bench.micro")
+    micro = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.micro", stdout=subprocess.PIPE, cwd=ROOT
+    )
+    return _micro_figures((await micro.communicate())[0].decode())
+
+
+def _micro_figures(output: str) -> dict[str, float]:
+    return {line.split(":")[0]: float(line.split(":")[1].split()[0]) for line in output.splitlines()}
 
 
 if __name__ == "__main__":
@@ -714,10 +558,7 @@ if __name__ == "__main__":
         outcome = pickle.loads((BENCH / "last-run.pickle").read_bytes())
         if "micro" not in outcome:
             micro = subprocess.run([sys.executable, "-m", "bench.micro"], capture_output=True, text=True)
-            outcome["micro"] = dict(
-                (line.split(":")[0], float(line.split(":")[1].split()[0]))
-                for line in micro.stdout.splitlines()
-            )
+            outcome["micro"] = _micro_figures(micro.stdout)
         outcome.setdefault("profile", {})
         outcome.setdefault("profile_top", [])
         outcome.setdefault("profiled", {})

@@ -66,14 +66,20 @@ def service() -> FakeChatService:
 
 
 @pytest.fixture
-async def client(service: FakeChatService) -> AsyncIterator[Client]:
+async def target(service: FakeChatService) -> AsyncIterator[str]:
+    """The address of an in-process server running `service`."""
     server = grpc.aio.server()
     chat_pb2_grpc.add_ChatServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    async with Client(f"127.0.0.1:{port}") as opened:
-        yield opened
+    yield f"127.0.0.1:{port}"
     await server.stop(None)
+
+
+@pytest.fixture
+async def client(target: str) -> AsyncIterator[Client]:
+    async with Client(target) as opened:
+        yield opened
 
 
 def started() -> pb.ChatResponse:
@@ -424,6 +430,39 @@ async def test_passed_in_channel_is_not_closed(client: Client, service: FakeChat
         assert len(await again.list_models()) == 1
     await channel.close(None)
     await server.stop(None)
+
+
+def big_finish(tool_result_bytes: int) -> pb.ChatResponse:
+    """A finish repeating one tool result of `tool_result_bytes`, as a real server's would."""
+    tool_message = pb.Message(role=pb.ROLE_TOOL, content="x" * tool_result_bytes, tool_call_id="call-1")
+    return pb.ChatResponse(
+        finish=pb.ChatFinish(reason=pb.FINISH_REASON_STOP, text="done", rounds=2, messages=[tool_message])
+    )
+
+
+async def test_a_finish_over_4_mib_arrives_and_the_limit_is_configurable(
+    client: Client, service: FakeChatService, target: str
+) -> None:
+    async def handler(context: Context) -> None:
+        await service.read_start(context)
+        await context.write(started())
+        await context.write(big_finish(5 * 1024 * 1024))
+
+    service.handler = handler
+    finish = await client.run("fake/one", "go")
+    assert len(finish.messages[0].content) == 5 * 1024 * 1024
+    async with Client(target, max_receive_message_bytes=1024 * 1024) as small:
+        with pytest.raises(ToolwireError) as exhausted:
+            await small.run("fake/one", "go")
+    assert exhausted.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "larger than max" in exhausted.value.details
+
+
+async def test_a_receive_limit_with_a_passed_in_channel_is_refused() -> None:
+    channel = grpc.aio.insecure_channel("127.0.0.1:1")
+    with pytest.raises(ValueError, match=r"grpc\.max_receive_message_length"):
+        Client(channel=channel, max_receive_message_bytes=1024)
+    await channel.close(None)
 
 
 async def test_duplicate_tool_names_are_rejected(client: Client) -> None:

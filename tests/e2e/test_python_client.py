@@ -27,6 +27,7 @@ from toolwire.client import (
     ToolwireError,
     tool,
 )
+from toolwire.v1 import chat_pb2 as pb
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -203,6 +204,36 @@ async def test_a_text_window_sends_fewer_larger_text_deltas(client):
     deltas = [e.text for e in events if isinstance(e, TextDelta)]
     assert "".join(deltas) == PACED_TEXT == events[-1].text
     assert len(deltas) < 10, deltas
+
+
+MIB = 1024 * 1024
+PAGE_CHARACTERS = 1_000_000
+"""The size of each read_page result: under the server's max_tool_result_bytes (1 MiB) and
+max_request_bytes (4 MiB), while five of them make a ChatFinish over 4 MiB."""
+
+
+@tool
+def read_page(page: int) -> str:
+    """One page of a long document, about 1 MB of text."""
+    prefix = f"page {page}: "
+    return prefix + "x" * (PAGE_CHARACTERS - len(prefix))
+
+
+async def test_a_finish_over_4_mib_arrives(client):
+    finish = await client.run("scripted/big_results", "Read the document.", tools=[read_page])
+    assert (finish.reason, finish.text, finish.rounds) == ("stop", "Read five pages.", 6)
+    results = [m.content for m in finish.messages if m.role == "tool"]
+    assert [r[: r.index(":")] for r in results] == [f"page {n}" for n in range(1, 6)]
+    assert {len(r) for r in results} == {PAGE_CHARACTERS}
+    size = pb.ChatFinish(text=finish.text, messages=[m.to_proto() for m in finish.messages]).ByteSize()
+    assert size > 4 * MIB, size  # over the 4 MiB default of grpc clients
+
+
+async def test_a_finish_over_the_receive_limit_is_resource_exhausted(toolwire_server):
+    async with Client(toolwire_server.target, max_receive_message_bytes=4 * MIB) as small:
+        with pytest.raises(ToolwireError) as exhausted:
+            await small.run("scripted/big_results", "Read the document.", tools=[read_page])
+    assert exhausted.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 async def test_the_weather_example_runs(toolwire_server, capsys):

@@ -24,9 +24,22 @@ Example::
 Google-style `Args:` section describes each parameter). `Client.run()` returns just the `Finish`
 event; `Client.chat_session()` lets the caller answer tool calls itself with `send_result()`.
 Every non-OK gRPC status is raised as `ToolwireError`.
+
+The final `Finish` repeats every message the chat appended, tool results included, so it can be
+larger than gRPC's default receive limit of 4 MiB: a `Client` accepts messages up to 64 MiB
+(`DEFAULT_MAX_RECEIVE_MESSAGE_BYTES`; change it with `Client(..., max_receive_message_bytes=...)`).
+A channel you pass in (`Client(channel=...)`) keeps its own limit: open it with
+`options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]`.
 """
 
-from toolwire.client.client import ChatOptions, Client, MessagesLike, ModelInfo, ToolLike
+from toolwire.client.client import (
+    DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
+    ChatOptions,
+    Client,
+    MessagesLike,
+    ModelInfo,
+    ToolLike,
+)
 from toolwire.client.errors import ToolwireError
 from toolwire.client.events import (
     Event,
@@ -47,6 +60,7 @@ from toolwire.client.schema import Tool, tool
 from toolwire.client.session import ChatSession
 
 __all__ = [
+    "DEFAULT_MAX_RECEIVE_MESSAGE_BYTES",
     "ChatOptions",
     "ChatSession",
     "Client",

@@ -24,6 +24,11 @@ ToolLike = Tool | Callable[..., Any]
 MessagesLike = str | Iterable[Message | chat_pb2.Message]
 """One user message as a str, or the conversation as `Message` or proto `Message` objects."""
 
+DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024
+"""The largest message a `Client` that opens its own channel accepts from the server: 64 MiB.
+A `ChatFinish` repeats every message the chat appended, tool results included, so it can be far
+larger than gRPC's default limit of 4 MiB."""
+
 _TOOL_CHOICE_MODES = {
     "auto": chat_pb2.TOOL_CHOICE_MODE_AUTO,
     "none": chat_pb2.TOOL_CHOICE_MODE_NONE,
@@ -80,11 +85,17 @@ class Client:
 
     Args:
         target: The server's address, `host:port` or `unix:/path/to.sock`.
-        channel: A channel to use instead; the client does not close it.
+        channel: A channel to use instead; the client does not close it. Its receive limit is
+            yours to set (see `max_receive_message_bytes`).
         token: The server's bearer token (its `TOOLWIRE_AUTH_TOKEN`), sent as `authorization:
             Bearer <token>` metadata on every call.
         credentials: TLS channel credentials (`grpc.ssl_channel_credentials(...)`, with a client
             certificate for mutual TLS); None: plaintext.
+        max_receive_message_bytes: The largest message accepted from the server, for the channel
+            the client opens; None: `DEFAULT_MAX_RECEIVE_MESSAGE_BYTES` (64 MiB). A `ChatFinish`
+            repeats the chat's tool results and answer, so it can exceed gRPC's default of 4 MiB;
+            a message over the limit ends the chat with RESOURCE_EXHAUSTED. With `channel`, set
+            `("grpc.max_receive_message_length", ...)` in that channel's options instead.
 
     Use as `async with Client(...) as client:`, or call `close()` when done. The channel is
     opened on first use, in the running event loop.
@@ -97,8 +108,17 @@ class Client:
         channel: grpc.aio.Channel | None = None,
         token: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        max_receive_message_bytes: int | None = None,
     ) -> None:
+        if channel is not None and max_receive_message_bytes is not None:
+            raise ValueError(
+                "max_receive_message_bytes applies to the channel the client opens; for a channel "
+                "passed in, set ('grpc.max_receive_message_length', ...) in its options"
+            )
         self._target = target
+        if max_receive_message_bytes is None:
+            max_receive_message_bytes = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
+        self._channel_options = (("grpc.max_receive_message_length", max_receive_message_bytes),)
         self._channel = channel
         self._credentials = credentials
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
@@ -230,9 +250,9 @@ class Client:
         if self._methods is None:
             if self._channel is None:
                 self._channel = (
-                    grpc.aio.secure_channel(self._target, self._credentials)
+                    grpc.aio.secure_channel(self._target, self._credentials, self._channel_options)
                     if self._credentials is not None
-                    else grpc.aio.insecure_channel(self._target)
+                    else grpc.aio.insecure_channel(self._target, self._channel_options)
                 )
             stub = chat_pb2_grpc.ChatServiceStub(self._channel)  # type: ignore[no-untyped-call]
             chat = cast(ChatMethod, functools.partial(stub.Chat, metadata=self._metadata))

@@ -17,7 +17,13 @@ type Client struct {
 	stub           toolwirev1.ChatServiceClient
 	owned          *grpc.ClientConn
 	tracerProvider trace.TracerProvider // nil: OpenTelemetry's global provider
+	callOptions    []grpc.CallOption    // added to every call, e.g. by WithMaxReceiveMessageBytes
 }
+
+// DefaultMaxReceiveMessageBytes is the largest message a Client made by Dial accepts from the
+// server: 64 MiB. A ChatFinish repeats every message the chat appended, tool results included,
+// so it can be far larger than gRPC's default limit of 4 MiB.
+const DefaultMaxReceiveMessageBytes = 64 << 20
 
 // ChatRequest is what a chat starts from.
 type ChatRequest struct {
@@ -42,10 +48,14 @@ type ModelInfo struct {
 
 // Dial returns a Client for the server at target (host:port). Without options it connects in
 // plaintext to loopback addresses only (local credentials); pass
-// grpc.WithTransportCredentials(...) to use TLS or plaintext to another host. Close the
+// grpc.WithTransportCredentials(...) to use TLS or plaintext to another host. It accepts
+// messages up to DefaultMaxReceiveMessageBytes (see WithMaxReceiveMessageBytes). Close the
 // client when done. The options may include ClientOptions, such as WithTracerProvider.
 func Dial(target string, options ...grpc.DialOption) (*Client, error) {
-	withDefaults := append([]grpc.DialOption{grpc.WithTransportCredentials(local.NewCredentials())}, options...)
+	withDefaults := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(local.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(DefaultMaxReceiveMessageBytes)),
+	}, options...)
 	conn, err := grpc.NewClient(target, withDefaults...)
 	if err != nil {
 		return nil, err
@@ -62,13 +72,34 @@ func Dial(target string, options ...grpc.DialOption) (*Client, error) {
 }
 
 // NewClient returns a Client that uses conn, e.g. a *grpc.ClientConn shared with other
-// services. Close does not close conn.
+// services. Close does not close conn. Its calls keep conn's receive limit, 4 MiB unless conn
+// was dialled with another, and a ChatFinish can be larger: dial conn with
+// grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(toolwire.DefaultMaxReceiveMessageBytes)),
+// or pass WithMaxReceiveMessageBytes here.
 func NewClient(conn grpc.ClientConnInterface, options ...ClientOption) *Client {
 	client := &Client{stub: toolwirev1.NewChatServiceClient(conn)}
 	for _, option := range options {
 		option.applyToClient(client)
 	}
 	return client
+}
+
+// maxReceiveOption is the ClientOption of WithMaxReceiveMessageBytes.
+type maxReceiveOption struct {
+	grpc.EmptyDialOption
+	limit int
+}
+
+func (option maxReceiveOption) applyToClient(client *Client) {
+	client.callOptions = append(client.callOptions, grpc.MaxCallRecvMsgSize(option.limit))
+}
+
+// WithMaxReceiveMessageBytes sets the largest message the client's calls accept from the
+// server, instead of DefaultMaxReceiveMessageBytes (Dial) or the connection's own limit
+// (NewClient). A ChatFinish repeats the chat's tool results and answer; one over the limit
+// ends the chat with a ResourceExhausted *Error.
+func WithMaxReceiveMessageBytes(limit int) ClientOption {
+	return maxReceiveOption{limit: limit}
 }
 
 // Close closes the connection Dial opened; it does nothing for a client made by NewClient.
@@ -81,7 +112,7 @@ func (c *Client) Close() error {
 
 // ListModels returns the models the server can serve, sorted by id.
 func (c *Client) ListModels(ctx context.Context) ([]ModelInfo, error) {
-	response, err := c.stub.ListModels(ctx, &toolwirev1.ListModelsRequest{})
+	response, err := c.stub.ListModels(ctx, &toolwirev1.ListModelsRequest{}, c.callOptions...)
 	if err != nil {
 		return nil, errorFrom(ctx, err)
 	}

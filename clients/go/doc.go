@@ -35,6 +35,13 @@
 // Client.Session lets the caller answer calls of tools without a Func (SendResult). The
 // generated gRPC code is in the toolwire/v1 package; toolwiretest starts a real server for tests.
 //
+// Message size: the Finish event (ChatFinish) repeats every message the chat appended, tool
+// results included, so it can be larger than gRPC's default receive limit of 4 MiB. A client
+// made by Dial accepts messages up to DefaultMaxReceiveMessageBytes (64 MiB);
+// WithMaxReceiveMessageBytes changes that. NewClient keeps the limit of the *grpc.ClientConn you
+// bring: dial it with grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(...)), or pass
+// WithMaxReceiveMessageBytes to NewClient.
+//
 // Tracing: each tool with a Func runs inside an OpenTelemetry span "execute_tool {name}" (kind
 // internal; attributes gen_ai.operation.name "execute_tool", gen_ai.tool.name,
 // gen_ai.tool.call.id and gen_ai.tool.type "function"; on an error result error.type

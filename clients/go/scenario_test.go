@@ -151,6 +151,9 @@ func TestScenarios(t *testing.T) {
 		{"a_text_window_sends_fewer_larger_text_deltas", aTextWindowSendsFewerLargerTextDeltas},
 		{"breaking_out_early_leaks_no_goroutine", breakingOutEarlyLeaksNoGoroutine},
 		{"fifty_concurrent_chats", fiftyConcurrentChats},
+		{"a_finish_over_4_mib_arrives", aFinishOver4MiBArrives},
+		{"a_finish_over_the_receive_limit_is_resource_exhausted", aFinishOverTheReceiveLimitIsResourceExhausted},
+		{"a_client_on_your_own_connection_takes_the_limit_option", aClientOnYourOwnConnectionTakesTheLimitOption},
 	} {
 		t.Run(scenario.name, func(t *testing.T) { scenario.run(t, client, server) })
 	}

@@ -104,7 +104,7 @@ func (s *Session) open(ctx context.Context) (chatStream, error) {
 	for _, option := range s.options {
 		option(start)
 	}
-	stream, err := s.client.stub.Chat(ctx)
+	stream, err := s.client.stub.Chat(ctx, s.client.callOptions...)
 	if err != nil {
 		return nil, errorFrom(s.ctx, err)
 	}

@@ -14,13 +14,27 @@ import { ChatService } from "./gen/toolwire/v1/chat_pb.js";
 import { type ChatOptions, startFromOptions } from "./options.js";
 import { type ChatCall, ChatSession } from "./session.js";
 
+/**
+ * The largest message a client that makes its own transport accepts from the server: 64 MiB, as
+ * in the Python and Go clients. A `finish` repeats every message the chat appended, tool results
+ * included, so it can be far larger than the 4 MiB default of most gRPC clients.
+ */
+export const DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 64 * 1024 * 1024;
+
 /** How the client reaches the server. */
 export interface ClientOptions {
   /**
    * A Connect transport to use instead of plaintext gRPC to `target` (e.g. one with TLS or
-   * interceptors). The client does not close it.
+   * interceptors). The client does not close it. Its own `readMaxBytes` applies (Connect's
+   * default is ~4 GiB); `maxReceiveMessageBytes` cannot be given with it.
    */
   transport?: Transport;
+  /**
+   * The largest message accepted from the server (the transport's `readMaxBytes`); unset:
+   * `DEFAULT_MAX_RECEIVE_MESSAGE_BYTES` (64 MiB). A message over it ends the chat with a
+   * `ToolwireError` RESOURCE_EXHAUSTED.
+   */
+  maxReceiveMessageBytes?: number;
 }
 
 /** A model the server can serve. */
@@ -48,7 +62,13 @@ export class Client {
     if (transport === undefined) {
       const baseUrl = `http://${target}`;
       this.#connection = new Connection(baseUrl);
-      transport = createGrpcTransport({ baseUrl, sessionManager: this.#connection });
+      const readMaxBytes = options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE_MESSAGE_BYTES;
+      transport = createGrpcTransport({ baseUrl, sessionManager: this.#connection, readMaxBytes });
+    } else if (options.maxReceiveMessageBytes !== undefined) {
+      throw new TypeError(
+        "maxReceiveMessageBytes applies to the transport the client makes; for a transport passed in, " +
+          "set readMaxBytes when you create it",
+      );
     }
     this.#service = createConnectClient(ChatService, transport);
   }

@@ -12,7 +12,7 @@
  *
  * @module
  */
-export { Client, type ClientOptions, createClient, type ModelInfo } from "./client.js";
+export { Client, type ClientOptions, createClient, DEFAULT_MAX_RECEIVE_MESSAGE_BYTES, type ModelInfo } from "./client.js";
 export { Code, codeNameOf, ToolwireError } from "./errors.js";
 export type {
   ChatEvent,

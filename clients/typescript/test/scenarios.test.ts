@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, test } from "node:test";
 
+import { createGrpcTransport } from "@connectrpc/connect-node";
+
 import { type ChatEvent, type ChatOptions, Client, Code, type FinishEvent, type Tools, ToolwireError } from "../src/index.js";
 import { startServer, type TestServer } from "../src/testing.js";
 
@@ -236,6 +238,48 @@ test("fifty_concurrent_chats", async () => {
   for (const finish of finishes) {
     assert.deepEqual([finish.reason, finish.toolsCalled], ["stop", ["get_weather", "get_time"]]);
   }
+});
+
+const MEBIBYTE = 1024 * 1024;
+/**
+ * The size of each read_page result: under the server's max_tool_result_bytes (1 MiB) and
+ * max_request_bytes (4 MiB), while the five pages of scripted/big_results make a finish over 4 MiB.
+ */
+const PAGE_CHARACTERS = 1_000_000;
+const readPage = {
+  description: "One page of a long document.",
+  parameters: { type: "object", properties: { page: { type: "integer" } }, required: ["page"] },
+  run: ({ page }: { page: number }) => {
+    const prefix = `page ${page}: `;
+    return prefix + "x".repeat(PAGE_CHARACTERS - prefix.length);
+  },
+};
+const BIG_RESULTS: ChatOptions = { model: "scripted/big_results", prompt: "Read the document.", tools: { read_page: readPage } };
+
+test("a_finish_over_4_mib_arrives", async () => {
+  const finish = await client.run(BIG_RESULTS);
+  assert.deepEqual([finish.reason, finish.text, finish.rounds], ["stop", "Read five pages.", 6]);
+  const results = finish.messages.filter((m) => m.role === "tool").map((m) => m.content);
+  assert.deepEqual(results.map((r) => r.slice(0, r.indexOf(":"))), ["page 1", "page 2", "page 3", "page 4", "page 5"]);
+  assert.ok(results.every((r) => r.length === PAGE_CHARACTERS));
+  const total = results.reduce((sum, r) => sum + r.length, 0);
+  assert.ok(total > 4 * MEBIBYTE, `the tool results add up to ${total} bytes, want over 4 MiB`);
+});
+
+test("a_finish_over_the_receive_limit_is_resource_exhausted", async () => {
+  const small = new Client(server.target, { maxReceiveMessageBytes: 4 * MEBIBYTE });
+  await assert.rejects(small.run(BIG_RESULTS), (error) => {
+    assert.ok(error instanceof ToolwireError);
+    assert.equal(error.codeName, "RESOURCE_EXHAUSTED");
+    assert.match(error.details, /readMaxBytes/);
+    return true;
+  });
+  small.close();
+});
+
+test("a_receive_limit_with_your_own_transport_is_refused", () => {
+  const transport = createGrpcTransport({ baseUrl: `http://${server.target}` });
+  assert.throws(() => new Client(server.target, { transport, maxReceiveMessageBytes: MEBIBYTE }), /readMaxBytes/);
 });
 
 test("breaking_out_of_for_await_cancels_the_chat", async () => {

@@ -1518,6 +1518,13 @@ func (x *UsageUpdate) GetUsage() *Usage {
 }
 
 // ChatFinish ends a chat that completed.
+//
+// It repeats every message the chat appended, tool results included (each up to the server's
+// max_tool_result_bytes, 1 MiB by default), and the final answer twice (`text` and the last
+// message), so it can be larger than 4 MiB, the default receive limit of most gRPC clients. The
+// toolwire clients accept messages up to 64 MiB; any other client needs its receive limit
+// raised (e.g. grpc-go's `grpc.MaxCallRecvMsgSize`, Python's `grpc.max_receive_message_length`,
+// grpcurl's `-max-msg-sz`), or the chat ends with RESOURCE_EXHAUSTED after it completed.
 type ChatFinish struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Why the chat ended.
@@ -1536,7 +1543,8 @@ type ChatFinish struct {
 	Duration *durationpb.Duration `protobuf:"bytes,7,opt,name=duration,proto3" json:"duration,omitempty"`
 	// Every message this chat appended to the conversation, in order: assistant turns with their
 	// tool calls, the tool results (with `is_error`) and the final answer. Append them to the
-	// history you sent to continue the conversation.
+	// history you sent to continue the conversation. The tool results are repeated in full, so
+	// this field is what can make a ChatFinish larger than 4 MiB (see ChatFinish).
 	Messages []*Message `protobuf:"bytes,8,rep,name=messages,proto3" json:"messages,omitempty"`
 	// The model that served the chat, as `provider/model-name`.
 	Model         string `protobuf:"bytes,9,opt,name=model,proto3" json:"model,omitempty"`

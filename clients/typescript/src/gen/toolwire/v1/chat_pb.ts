@@ -740,6 +740,13 @@ export const UsageUpdateSchema: GenMessage<UsageUpdate> = /*@__PURE__*/
 /**
  * ChatFinish ends a chat that completed.
  *
+ * It repeats every message the chat appended, tool results included (each up to the server's
+ * max_tool_result_bytes, 1 MiB by default), and the final answer twice (`text` and the last
+ * message), so it can be larger than 4 MiB, the default receive limit of most gRPC clients. The
+ * toolwire clients accept messages up to 64 MiB; any other client needs its receive limit
+ * raised (e.g. grpc-go's `grpc.MaxCallRecvMsgSize`, Python's `grpc.max_receive_message_length`,
+ * grpcurl's `-max-msg-sz`), or the chat ends with RESOURCE_EXHAUSTED after it completed.
+ *
  * @generated from message toolwire.v1.ChatFinish
  */
 export type ChatFinish = Message$1<"toolwire.v1.ChatFinish"> & {
@@ -795,7 +802,8 @@ export type ChatFinish = Message$1<"toolwire.v1.ChatFinish"> & {
   /**
    * Every message this chat appended to the conversation, in order: assistant turns with their
    * tool calls, the tool results (with `is_error`) and the final answer. Append them to the
-   * history you sent to continue the conversation.
+   * history you sent to continue the conversation. The tool results are repeated in full, so
+   * this field is what can make a ChatFinish larger than 4 MiB (see ChatFinish).
    *
    * @generated from field: repeated toolwire.v1.Message messages = 8;
    */

@@ -155,12 +155,24 @@ async def serve(settings: ServerSettings, announce: bool = True) -> None:
     await server.stop()
 
 
+GC_THRESHOLDS = (50_000, 20, 100)
+"""The cyclic collector's thresholds while serving (Python's default: 700, 10, 10).
+
+Reference counting frees a chat's objects when the chat ends; the cyclic collector only adds pauses
+that walk every object still alive, the chats' included. With the default, a server at 200 paced
+streams ran 154 young, 13 middle and 1 full collection in 12 s: 360 ms of pauses, up to 68 ms
+each, which made the delivery lag's p99 (30-70 ms against 1.2-3 ms at p50). At 50,000 most of a
+chat's objects are gone before a collection runs: 1 collection of 36 ms in the same run, lag p99
+5-8 ms. The cost is cyclic garbage kept a little longer (at most ~50,000 objects)."""
+
+
 def freeze_startup_heap() -> None:
     """Moves what start-up allocated (modules, the SDKs, the registry: the bulk of the heap) out of
-    the cyclic garbage collector's reach, so a full collection walks only what chats allocate. A
-    profile of the relay at 100 streams had the collector at ~6% of the server's busy time."""
+    the cyclic garbage collector's reach, so a collection walks only what chats allocate, and runs
+    collections less often (`GC_THRESHOLDS`)."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def report_tasks(server: Server) -> None:

@@ -132,7 +132,9 @@ def test_one_provider_serves_successive_event_loops(wire, fake_provider):
     first = asyncio.run(run_and_close())
     second = asyncio.run(run_and_close())
     assert first and first == second
-    assert fake_provider.completed == 2
+    # Both calls reached the provider. (Not `completed`: close() may hang up before the provider has
+    # written the body's last bytes after the final event, which it then counts as closed early.)
+    assert len(fake_provider.requests) == 2
 
 
 async def test_an_oversized_non_json_error_body_is_cut_short(wire, fake_provider):

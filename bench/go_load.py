@@ -97,6 +97,11 @@ async def measured(
     return figures
 
 
+SCENARIOS = {"sweep": ("openai/bench-60x50ms", 3.0), "burst": ("openai/bench-64x20ms", 1.28)}
+"""The steady scenarios: (model, one chat's duration in s). sweep: 60 chunks 50 ms apart (20 chunks/s
+a stream); burst: 64 chunks 20 ms apart (TTFT and gaps at N streams)."""
+
+
 async def scenarios(
     binary: Path,
     pid: int,
@@ -111,16 +116,13 @@ async def scenarios(
     "burst": {...}, "tool": figures}."""
     await loadgen.run(binary, address, "openai/bench-64x0", 32, connections=CONNECTIONS)  # warm-up
     runs: dict[str, Any] = {"sweep": {}, "burst": {}}
-    for streams in sweep:
-        log(f"{label}: {streams} chats at 20 chunks/s")
-        runs["sweep"][streams] = await measured(
-            binary, pid, address, "openai/bench-60x50ms", streams, 3.0, provider_pid
-        )
-    for streams in burst:
-        log(f"{label}: {streams} chats, 64 chunks 20 ms apart")
-        runs["burst"][streams] = await measured(
-            binary, pid, address, "openai/bench-64x20ms", streams, 1.28, provider_pid
-        )
+    for kind, counts in (("sweep", sweep), ("burst", burst)):
+        model, chat_seconds = SCENARIOS[kind]
+        for streams in counts:
+            log(f"{label}: {streams} chats of {model}")
+            runs[kind][streams] = await measured(
+                binary, pid, address, model, streams, chat_seconds, provider_pid
+            )
     log(f"{label}: tool round trip, 200 chats")
     runs["tool"] = await measured(binary, pid, address, "openai/bench-8x0-tool", 1)
     return runs
@@ -131,8 +133,6 @@ WINDOWS: list[tuple[str, int, int]] = [("burst", 100, 50), ("sweep", 500, 100)]
 process: (scenario, streams, window ms). A window merges only chunks that arrive within it, so it is
 wider than the scenario's pacing (20 and 50 ms): the client trades that much latency for fewer
 messages."""
-
-_SCENARIO = {"burst": ("openai/bench-64x20ms", 1.28), "sweep": ("openai/bench-60x50ms", 3.0)}
 
 
 def window_key(kind: str, streams: int, window_ms: int) -> str:
@@ -151,7 +151,7 @@ async def window_scenarios(
     """The `windows` runs against one running server: {window_key: figures}."""
     runs: dict[str, Any] = {}
     for kind, streams, window_ms in windows:
-        model, chat_seconds = _SCENARIO[kind]
+        model, chat_seconds = SCENARIOS[kind]
         log(f"1 server process, text_coalesce_window {window_ms} ms: {streams} chats of {model}")
         runs[window_key(kind, streams, window_ms)] = await measured(
             binary, pid, address, model, streams, chat_seconds, provider_pid, window_ms

@@ -76,6 +76,31 @@ async def test_a_task_whose_cancel_was_lost_does_not_start_waiting_for_a_result(
     assert waiter.cancelled()
 
 
+async def test_a_result_wakes_the_waiting_chat_in_the_next_loop_iteration():
+    """The chat awaits the call's future itself: nothing between the result and the chat (it is on
+    the tool round trip's critical path; `asyncio.wait` took one more iteration)."""
+    pending = PendingCalls(LONG, 1000)
+    pending.issue("call_w", "get_weather")
+    waiter = asyncio.create_task(pending.collect(["call_w"]))
+    await asyncio.sleep(0)  # waiting for call_w
+    pending.deliver(ToolResult("call_w", "sunny"))
+    await asyncio.sleep(0)
+    assert waiter.done()
+    assert waiter.result() == [ToolResult("call_w", "sunny")]
+
+
+async def test_a_result_for_a_call_whose_chat_was_cancelled_while_waiting_is_no_protocol_error():
+    """The reader may route a result in the iteration the chat's cancel lands: the chat is ending, so
+    it is dropped, not reported as a second result for the call."""
+    pending = PendingCalls(LONG, 1000)
+    pending.issue("call_w", "get_weather")
+    waiter = asyncio.create_task(pending.collect(["call_w"]))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    assert await ended(waiter)
+    pending.deliver(ToolResult("call_w", "sunny"))  # raises InvalidRequest if taken as a second result
+
+
 class _Context:
     """What the gate uses of a grpc.aio servicer context when a chat is cancelled."""
 

@@ -10,6 +10,10 @@ the cancel arrive in the same loop iteration, which left a chat whose client can
 answering one of two parallel calls waiting for the other until its tool timeout), a task with a
 cancel pending does not start a new wait, and `end_call` ends every wait at once without relying on a
 cancel at all.
+
+The chat awaits each call's future itself, with one timer for the call's deadline: a result wakes it
+in the next loop iteration, on the tool round trip's critical path (`asyncio.wait` would add a waiter
+future and a second iteration, ~70 µs here).
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ class Abandoned:
 class _Waiting:
     name: str
     deadline: float
-    future: asyncio.Future[ToolResult]
+    future: asyncio.Future[ToolResult | None]
+    """The call's result; None once its deadline passed (`_expire`); or the error that ended the wait.
+    Cancelled if the chat was cancelled while it waited."""
 
 
 class PendingCalls:
@@ -71,7 +77,7 @@ class PendingCalls:
                 f"the model called tool {name!r} but the client already closed its side of the stream, "
                 "so no result can arrive: keep the request stream open until ChatFinish"
             )
-        future: asyncio.Future[ToolResult] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[ToolResult | None] = asyncio.get_running_loop().create_future()
         self._waiting[tool_call_id] = _Waiting(name, time.monotonic() + self._timeout_seconds, future)
 
     def deliver(self, result: ToolResult) -> None:
@@ -90,6 +96,8 @@ class PendingCalls:
         if result.tool_call_id in self._abandoned:
             log.info("ignoring a late result for abandoned tool call %s", result.tool_call_id)
             return
+        if waiting is not None and waiting.future.cancelled():
+            return  # the chat was cancelled while it waited: it is ending and takes no more results
         if waiting is not None or result.tool_call_id in self._answered:
             raise InvalidRequest(
                 f"a second tool_result for tool_call_id {result.tool_call_id!r}: answer each call once"
@@ -140,29 +148,40 @@ class PendingCalls:
             if self._call_ended is not None:
                 raise self._call_ended
             waiting = self._waiting[tool_call_id]
-            remaining = max(0.0, waiting.deadline - time.monotonic())
             if not waiting.future.done():
-                # Not wait_for: on 3.11 it swallows a cancel that arrives with the result.
-                await asyncio.wait([waiting.future], timeout=remaining)
-            if not waiting.future.done():
-                outcomes.append(self._abandon(tool_call_id))
+                await self._wait(tool_call_id, waiting)
+            result = waiting.future.result()  # raises the error that ended the wait (module doc)
+            if result is None:
+                outcomes.append(Abandoned(tool_call_id, self._abandon_reason(tool_call_id, waiting)))
                 continue
-            outcomes.append(waiting.future.result())
+            outcomes.append(result)
             del self._waiting[tool_call_id]
             self._answered.add(tool_call_id)
         return outcomes
 
-    def _abandon(self, tool_call_id: str) -> Abandoned:
-        waiting = self._waiting.pop(tool_call_id)
-        waiting.future.cancel()
+    async def _wait(self, tool_call_id: str, waiting: _Waiting) -> None:
+        """Waits until the call's future is done: its result, an error, or None at its deadline."""
+        delay = max(0.0, waiting.deadline - time.monotonic())
+        timer = asyncio.get_running_loop().call_later(delay, self._expire, tool_call_id, waiting)
+        try:
+            await waiting.future
+        finally:
+            timer.cancel()
+
+    def _expire(self, tool_call_id: str, waiting: _Waiting) -> None:
+        """The call's deadline passed while the chat waited: it is abandoned, a late answer ignored."""
+        if waiting.future.done():
+            return
+        waiting.future.set_result(None)
+        del self._waiting[tool_call_id]
         self._abandoned.add(tool_call_id)
-        abandoned = Abandoned(
-            tool_call_id,
+        self.on_settled(tool_call_id, None, self._abandon_reason(tool_call_id, waiting))
+
+    def _abandon_reason(self, tool_call_id: str, waiting: _Waiting) -> str:
+        return (
             f"the client did not answer tool call {tool_call_id!r} ({waiting.name}) within "
-            f"{self._timeout_seconds:g} s",
+            f"{self._timeout_seconds:g} s"
         )
-        self.on_settled(tool_call_id, None, abandoned.reason)
-        return abandoned
 
 
 def _raise_pending_cancel() -> None:

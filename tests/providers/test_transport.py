@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from tests.providers.conftest import model_call, provider_settings
 from toolwire.server import errors
 from toolwire.server.models import anthropic_messages, openai_chat
 from toolwire.server.models.remote import RemoteProvider
-from toolwire.server.models.transport import MAX_ERROR_BODY_BYTES, environment_proxy
+from toolwire.server.models.transport import MAX_ERROR_BODY_BYTES, environment_proxy, json_body
 
 REPLY = {
     "openai": b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
@@ -219,3 +220,20 @@ async def test_the_request_is_the_one_the_sdk_itself_would_send(wire, fake_provi
     assert ours.json() == sdk.json()
     for name in ("authorization", "x-api-key", "anthropic-version", "user-agent", "content-type"):
         assert ours.headers.get(name) == sdk.headers.get(name), name
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"messages": [{"role": "user", "content": "café \u2028 🌦️"}], "stream": True, "temperature": 0.5},
+        {"tools": [{"description": "\ud800"}]},  # a lone surrogate: json.loads takes "\ud800" escapes
+        {"tools": [{"parameters": {"maximum": 10**30}}]},  # past 64 bits
+    ],
+    ids=["utf-8", "lone-surrogate", "big-integer"],
+)
+def test_every_request_body_is_sent_as_json_that_reads_back_the_same(body):
+    """orjson writes the body; what it refuses goes out through json.dumps, never as an error."""
+    sent = json_body(body)
+    assert json.loads(sent) == body
+    if "messages" in body:
+        assert "café".encode() in sent  # UTF-8, not \\u escapes: smaller on the wire

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 
 from toolwire.server.errors import ProviderError
 from toolwire.server.models import provider_errors
@@ -96,7 +97,7 @@ class ProviderTransport:
         with self._failures():
             response = await session.post(
                 endpoint.base_url + path,
-                data=json.dumps(body, ensure_ascii=False).encode(),
+                data=json_body(body),
                 headers={**endpoint.headers, **headers, **STREAM_HEADERS},
             )
             try:
@@ -186,6 +187,18 @@ class ProviderTransport:
             retry_after=provider_errors.retry_after_seconds(response.headers),
             secrets=endpoint.secrets,
         )
+
+
+def json_body(body: Mapping[str, Any]) -> bytes:
+    """`body` as compact UTF-8 JSON. Every model round sends the whole conversation again, tool
+    results and all, so this runs on each call's critical path (and before the next request after a
+    tool result): orjson takes ~1/10 of `json.dumps`'s time. What orjson refuses (a lone surrogate from
+    a `\\ud800` escape in a tool schema, an integer past 64 bits) goes out through `json.dumps` with
+    ASCII escapes instead, which any input survives."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body).encode()
 
 
 def environment_proxy(url: str) -> str | None:

@@ -20,6 +20,7 @@ from toolwire.server import errors
 from toolwire.server.models import anthropic_messages, openai_chat
 from toolwire.server.models.remote import RemoteProvider
 from toolwire.server.models.transport import MAX_ERROR_BODY_BYTES, environment_proxy, json_body
+from toolwire.server.tools import parse_tool_definition
 
 REPLY = {
     "openai": b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
@@ -237,3 +238,19 @@ def test_every_request_body_is_sent_as_json_that_reads_back_the_same(body):
     assert json.loads(sent) == body
     if "messages" in body:
         assert "café".encode() in sent  # UTF-8, not \\u escapes: smaller on the wire
+
+
+async def test_a_tool_schema_with_a_lone_surrogate_escape_still_reaches_the_provider(wire, fake_provider):
+    """A request's schema text may hold a "\\ud800" escape (json.loads takes it, as a lone surrogate);
+    the model call still goes out, with the escape as sent."""
+    fake_provider.enqueue(Reply(body=REPLY[wire]))
+    schema = parse_tool_definition(0, "probe", "", '{"type": "object", "description": "\\ud800"}')
+    provider = RemoteProvider(provider_settings(wire, fake_provider.url))
+    try:
+        stream = provider.resolve("test-model").stream(model_call(tools=[schema]))
+        async with contextlib.aclosing(stream) as events:
+            assert [event async for event in events]
+    finally:
+        await provider.close()
+    (request,) = fake_provider.requests
+    assert b"\\ud800" in request.body

@@ -19,6 +19,7 @@ so the last of 100 simultaneous starts waits for the other 99 in any single proc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,8 @@ async def measured(
     is given, else 200 chats on one stream."""
     before = tree_cpu_seconds(pid)
     provider_before = tree_cpu_seconds(provider_pid) if provider_pid else 0.0
-    if chat_seconds is None:
-        figures = await loadgen.run(binary, address, model, streams, rounds=200)
+    if chat_seconds is None:  # stamped: the floor times the gRPC leg of each tool round with it
+        figures = await loadgen.run(binary, address, model, streams, rounds=200, stamp_tool_results=True)
     else:
         figures = await loadgen.run(
             binary,
@@ -196,12 +197,40 @@ async def floor_load(
     burst: list[int],
     log: Callable[[str], None],
     provider_pid: int | None = None,
+    legs_file: Path | None = None,
 ) -> dict[str, Any]:
     """The same scenarios against bench/floor_server.py: what grpc.aio and aiohttp cost on this
-    machine with no relay logic at all, the floor under any relay built on them."""
+    machine with no relay logic at all, the floor under any relay built on them. With `legs_file`
+    (the floor's, see its module doc), the tool round trip's two legs too: runs["tool"]["legs_ms"]."""
     binary = loadgen.build()
     server, address = start_floor()
     try:
-        return await scenarios(binary, server.pid, address, sweep, burst, log, "floor", provider_pid)
+        runs = await scenarios(binary, server.pid, address, sweep, burst, log, "floor", provider_pid)
     finally:
         stop_server(server)
+    legs = tool_legs(legs_file)  # the load is over: nothing waits on this small read
+    if legs and runs.get("tool"):
+        runs["tool"]["legs_ms"] = legs
+    return runs
+
+
+def tool_legs(legs_file: Path | None) -> dict[str, dict[str, float]] | None:
+    """p50 and p99 of each leg in the floor's JSON lines: {"grpc": {...}, "http": {...}} (ms); None
+    without any."""
+    if legs_file is None or not legs_file.exists():
+        return None
+    rows = [json.loads(line) for line in legs_file.read_text().splitlines() if line.strip()]
+    if not rows:
+        return None
+    return {
+        leg: {f"p{q}": _percentile([row[f"{leg}_ms"] for row in rows], q) for q in (50, 99)}
+        for leg in ("grpc", "http")
+    }
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """As bench/run.py's `pct` and the load generator pick them."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]

@@ -54,10 +54,12 @@ async def run(
     ramp_seconds: float = 0.0,
     warmup: int = 0,
     coalesce_ms: int = 0,
+    stamp_tool_results: bool = False,
 ) -> dict[str, Any]:
     """Runs `streams` concurrent chats (`rounds` after one another on each) against `target`: started
     evenly over `ramp_seconds`, each stream's first `warmup` chats left out of the figures; with
-    `coalesce_ms`, every chat asks for that ChatStart.text_coalesce_window."""
+    `coalesce_ms`, every chat asks for that ChatStart.text_coalesce_window; with `stamp_tool_results`,
+    each ToolResult is `{"sent_ns": <when it was sent>}` instead of `tool_result`."""
     process = await asyncio.create_subprocess_exec(
         str(binary),
         "-target",
@@ -80,6 +82,7 @@ async def run(
         str(warmup),
         "-coalesce-ms",
         str(coalesce_ms),
+        *(["-stamp-tool-results"] if stamp_tool_results else []),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

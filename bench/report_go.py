@@ -112,10 +112,24 @@ def bars(
             text += f"; the floor ({FLOOR}) measures {_fmt(value)} ms" + (
                 ": the bar is below what these libraries do on this machine" if value > bar else ""
             )
+        if name.startswith("last ToolResult") and floor:
+            text += _legs((floor.get("tool") or {}).get("legs_ms"))
         if name.startswith("delivery lag") and waits:
             text += "; not held where the lag was low: " + "; ".join(waits)
         verdicts.append((text, name, holds))
     return lines, verdicts
+
+
+def _legs(legs: dict[str, dict[str, float]] | None) -> str:
+    """The floor's tool round trip in its two legs (bench/floor_server.py), or ""."""
+    if not legs:
+        return ""
+    grpc, http = legs["grpc"], legs["http"]
+    return (
+        f"; the floor's round trip in two legs: the client's send to the relay's read (gRPC) "
+        f"p50 {_fmt(grpc['p50'])} / p99 {_fmt(grpc['p99'])} ms, the read to the request's arrival "
+        f"(aiohttp and the provider) p50 {_fmt(http['p50'])} / p99 {_fmt(http['p99'])} ms"
+    )
 
 
 def capacity(floor: dict[str, Any] | None, chunks_per_second: float = 10_000) -> str:

@@ -499,9 +499,10 @@ async def _go_phases(config: Path, fake_pid: int, fake_port: int, results: dict[
             [("burst", 100, 50)] if QUICK else WINDOWS,
         )
         log("the same against the floor: grpc.aio + aiohttp with no relay logic (bench/floor_server.py)")
-        floor = [sys.executable, str(BENCH / "floor_server.py"), str(fake_port)]
+        legs = config.parent / "floor-tool-legs.jsonl"
+        floor = [sys.executable, str(BENCH / "floor_server.py"), str(fake_port), str(legs)]
         results["go_floor"] = await floor_load(
-            lambda: start(floor, r"floor listening on (\S+)"), stop, sweep, burst, log, fake_pid
+            lambda: start(floor, r"floor listening on (\S+)"), stop, sweep, burst, log, fake_pid, legs
         )
     except Exception as error:  # no Go here, or a failed build: the rest of the run still counts
         log(f"the Go load generator phase failed: {error!r}"[:500])

@@ -67,6 +67,9 @@ func main() {
 	streams := flag.Int("streams", 1, "concurrent chat streams, all started at once")
 	rounds := flag.Int("rounds", 1, "chats each stream runs one after another")
 	toolResult := flag.String("tool-result", `{"value": 42}`, "the content answering every ToolRequest")
+	stampResults := flag.Bool("stamp-tool-results", false, "answer every ToolRequest with "+
+		"`{\"sent_ns\": <Unix ns when it was sent>}` instead of -tool-result, so that the server can "+
+		"time the gRPC leg of the tool round trip (bench/floor_server.py does)")
 	timeout := flag.Duration("timeout", 10*time.Minute, "the whole run's limit")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the chats to this file")
 	connections := flag.Int("connections", 1, "gRPC connections, streams spread round-robin over them "+
@@ -117,7 +120,7 @@ func main() {
 			<-begin
 			time.Sleep(time.Duration(i) * *ramp / time.Duration(len(chats)))
 			for range *rounds {
-				chats[i] = append(chats[i], runChat(ctx, clients[i%len(clients)], request, *toolResult))
+				chats[i] = append(chats[i], runChat(ctx, clients[i%len(clients)], request, *toolResult, *stampResults))
 			}
 		}()
 	}
@@ -201,6 +204,7 @@ func startRequest(model string, coalesceWindow time.Duration) *toolwirev1.ChatRe
 // runChat runs one chat to the end of its stream.
 func runChat(
 	ctx context.Context, client toolwirev1.ChatServiceClient, request *toolwirev1.ChatRequest, result string,
+	stamp bool,
 ) *chat {
 	c := &chat{deltas: make([]delta, 0, 64), started: time.Now().UnixNano()}
 	stream, err := client.Chat(ctx)
@@ -226,10 +230,12 @@ func runChat(
 		case *toolwirev1.ChatResponse_TextDelta:
 			c.deltas = append(c.deltas, delta{at: time.Now().UnixNano(), text: event.TextDelta.Text})
 		case *toolwirev1.ChatResponse_ToolRequest:
-			answer := &toolwirev1.ChatRequest{Kind: &toolwirev1.ChatRequest_ToolResult{
-				ToolResult: &toolwirev1.ToolResult{ToolCallId: event.ToolRequest.ToolCallId, Content: result},
-			}}
 			sent := time.Now().UnixNano()
+			answer := &toolwirev1.ChatRequest{Kind: &toolwirev1.ChatRequest_ToolResult{
+				ToolResult: &toolwirev1.ToolResult{
+					ToolCallId: event.ToolRequest.ToolCallId, Content: resultContent(result, stamp, sent),
+				},
+			}}
 			if n := len(c.tools); n > 0 && c.tools[n-1].deltas == len(c.deltas) {
 				c.tools[n-1].sent = sent // several calls in one turn: the last result is what counts
 			} else {
@@ -246,6 +252,15 @@ func runChat(
 			}
 		}
 	}
+}
+
+// resultContent is a ToolResult's content: `result`, or with `stamp` when it was sent (Unix ns), for
+// a server that times the gRPC leg of the tool round trip (bench/floor_server.py).
+func resultContent(result string, stamp bool, sentNs int64) string {
+	if !stamp {
+		return result
+	}
+	return fmt.Sprintf(`{"sent_ns": %d}`, sentNs)
 }
 
 // receiveStatus turns a failed Send (io.EOF: the server ended the stream) into the stream's status.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
 )
@@ -93,5 +94,20 @@ func TestAnalyzeLeavesWarmupChatsOutButCountsTheirFailures(t *testing.T) {
 	}
 	if out.Messages != 2 || out.AllMessages != 3 || out.Chunks != 4 {
 		t.Fatalf("messages %d, all %d, chunks %d", out.Messages, out.AllMessages, out.Chunks)
+	}
+}
+
+func TestResultContentCarriesTheSendTimeOnlyWhenStamped(t *testing.T) {
+	if got := resultContent(`{"value": 42}`, false, 1796000000000000001); got != `{"value": 42}` {
+		t.Errorf("unstamped: %s", got)
+	}
+	var stamped struct {
+		SentNs int64 `json:"sent_ns"`
+	}
+	if err := json.Unmarshal([]byte(resultContent(`{"value": 42}`, true, 1796000000000000001)), &stamped); err != nil {
+		t.Fatal(err)
+	}
+	if stamped.SentNs != 1796000000000000001 {
+		t.Errorf("stamped: sent_ns %d", stamped.SentNs)
 	}
 }

@@ -12,8 +12,8 @@ cancel pending does not start a new wait, and `end_call` ends every wait at once
 cancel at all.
 
 The chat awaits each call's future itself, with one timer for the call's deadline: a result wakes it
-in the next loop iteration, on the tool round trip's critical path (`asyncio.wait` would add a waiter
-future and a second iteration, ~70 µs here).
+in the next loop iteration, on the tool round trip's critical path. (`asyncio.wait` adds a waiter
+future and a second iteration: 72 µs p50 from a result's delivery to the chat against 52 µs.)
 """
 
 from __future__ import annotations

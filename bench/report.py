@@ -212,8 +212,9 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     rows.verdicts.append((f"memory per parked chat: {memory:.1f} KiB (< 64)", "memory", memory < 64))
 
     if "litellm" in paths:
-        added_tw = _pct(first["toolwire"].ttft_ms, 50) - _pct(first["direct"].ttft_ms, 50)
-        added_ll = _pct(first["litellm"].ttft_ms, 50) - _pct(first["direct"].ttft_ms, 50)
+        compared = first if first.get("litellm") and first["litellm"].ttft_ms else single
+        added_tw = _pct(compared["toolwire"].ttft_ms, 50) - _pct(compared["direct"].ttft_ms, 50)
+        added_ll = _pct(compared["litellm"].ttft_ms, 50) - _pct(compared["direct"].ttft_ms, 50)
         ok = added_ll >= 10 * added_tw
         rows.verdicts.append(
             (

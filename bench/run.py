@@ -378,6 +378,7 @@ def machine() -> dict[str, str]:
 
 
 SCENARIOS = [
+    "bench-1x0",
     "bench-64x20ms",
     "bench-2000x0",
     "bench-1x0-tool",

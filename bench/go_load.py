@@ -27,6 +27,7 @@ from typing import Any
 import psutil
 
 from bench import loadgen
+from bench.stats import percentile
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -223,14 +224,6 @@ def tool_legs(legs_file: Path | None) -> dict[str, dict[str, float]] | None:
     if not rows:
         return None
     return {
-        leg: {f"p{q}": _percentile([row[f"{leg}_ms"] for row in rows], q) for q in (50, 99)}
+        leg: {f"p{q}": percentile([row[f"{leg}_ms"] for row in rows], q) for q in (50, 99)}
         for leg in ("grpc", "http")
     }
-
-
-def _percentile(values: list[float], q: float) -> float:
-    """As bench/run.py's `pct` and the load generator pick them."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]

@@ -10,7 +10,7 @@ it against a toolwire server and returns the one JSON object it prints:
      "tool_to_request_ms": {"p50", "p99"} (only with a tool round), "cpu_seconds",
      "cpu_us_per_message", "wall_seconds"}
 
-Times are in ms, percentiles exact over all samples (picked as bench/run.py's `pct` does).
+Times are in ms, percentiles exact over all samples (picked as bench/stats.py's `percentile` does).
 """
 
 from __future__ import annotations

@@ -10,16 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import report_go
+from bench.stats import percentile
 
 BEGIN = "<!-- bench:begin (written by make bench: edit bench/report.py, not this section) -->"
 END = "<!-- bench:end -->"
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def _fmt(value: float, digits: int = 2) -> str:
@@ -104,16 +98,16 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     flat = results["flat"]
 
     def each(figures: dict[str, Any], attribute: str, q: float) -> dict[str, float]:
-        return {path: _pct(getattr(figures[path], attribute), q) for path in figures}
+        return {path: percentile(getattr(figures[path], attribute), q) for path in figures}
 
     def added_p50(figures: dict[str, Any], attribute: str) -> float:
-        return _pct(getattr(figures["toolwire"], attribute), 50) - _pct(
+        return percentile(getattr(figures["toolwire"], attribute), 50) - percentile(
             getattr(figures["direct"], attribute), 50
         )
 
     one = {
-        "ttft_ms": _pct(first["direct"].ttft_ms, 99),
-        "gap_jitter_ms": _pct(single["direct"].gap_jitter_ms, 99),
+        "ttft_ms": percentile(first["direct"].ttft_ms, 99),
+        "gap_jitter_ms": percentile(single["direct"].gap_jitter_ms, 99),
     }
     chats = f"; {len(first['direct'].ttft_ms)} chats"
     floor_note = "; added vs direct at 1 stream"
@@ -185,7 +179,8 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
     top = max(sweep["toolwire"])
     sustained = {
-        path: _pct(sweep[path][top].lag_ms, 99) if top in sweep[path] else float("nan") for path in sweep
+        path: percentile(sweep[path][top].lag_ms, 99) if top in sweep[path] else float("nan")
+        for path in sweep
     }
     rows.plain(
         f"delivery lag p99, {top} chats at 20 chunks/s (ms{consumer_note})",
@@ -213,8 +208,8 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
     if "litellm" in paths:
         compared = first if first.get("litellm") and first["litellm"].ttft_ms else single
-        added_tw = _pct(compared["toolwire"].ttft_ms, 50) - _pct(compared["direct"].ttft_ms, 50)
-        added_ll = _pct(compared["litellm"].ttft_ms, 50) - _pct(compared["direct"].ttft_ms, 50)
+        added_tw = percentile(compared["toolwire"].ttft_ms, 50) - percentile(compared["direct"].ttft_ms, 50)
+        added_ll = percentile(compared["litellm"].ttft_ms, 50) - percentile(compared["direct"].ttft_ms, 50)
         ok = added_ll >= 10 * added_tw
         rows.verdicts.append(
             (
@@ -324,7 +319,7 @@ def _sweep_table(sweep: dict[str, dict[int, Any]]) -> str:
             figures = sweep[path].get(n)
             lags = figures.lag_ms if figures else []
             failed = f" ({len(figures.errors)} failed)" if figures and figures.errors else ""
-            cells.append(f"{_fmt(_pct(lags, 50))} | {_fmt(_pct(lags, 99))}{failed}")
+            cells.append(f"{_fmt(percentile(lags, 50))} | {_fmt(percentile(lags, 99))}{failed}")
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -344,7 +339,10 @@ def _plot(
         counts = sorted(points)
         for q, style in ((99, "-o"), (50, ":.")):
             axes.plot(
-                counts, [max(0.01, _pct(points[n].lag_ms, q)) for n in counts], style, label=f"{name} p{q}"
+                counts,
+                [max(0.01, percentile(points[n].lag_ms, q)) for n in counts],
+                style,
+                label=f"{name} p{q}",
             )
     for name, by_count in more.items():
         counts = sorted(by_count)

@@ -211,13 +211,6 @@ class Consumers:
 # --- statistics -------------------------------------------------------------------------------------
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
-
-
 @dataclass
 class Figures:
     ttft_ms: list[float] = field(default_factory=list)

@@ -207,9 +207,8 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     rows.verdicts.append((f"memory per parked chat: {memory:.1f} KiB (< 64)", "memory", memory < 64))
 
     if "litellm" in paths:
-        compared = first if first.get("litellm") and first["litellm"].ttft_ms else single
-        added_tw = percentile(compared["toolwire"].ttft_ms, 50) - percentile(compared["direct"].ttft_ms, 50)
-        added_ll = percentile(compared["litellm"].ttft_ms, 50) - percentile(compared["direct"].ttft_ms, 50)
+        added_tw = added_p50(first, "ttft_ms")
+        added_ll = percentile(first["litellm"].ttft_ms, 50) - percentile(first["direct"].ttft_ms, 50)
         ok = added_ll >= 10 * added_tw
         rows.verdicts.append(
             (

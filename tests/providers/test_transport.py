@@ -72,6 +72,22 @@ async def test_the_sdk_clients_identity_headers_reach_the_provider(wire, fake_pr
         assert headers["anthropic-version"] == expected
 
 
+async def test_each_request_carries_the_headers_it_was_given(fake_provider):
+    """The transport prepares a request's URL and headers once per (path, extra headers): two
+    models on one pool with different extra headers each send their own, and only their own."""
+    transport = RemoteProvider(provider_settings("openai", fake_provider.url)).transport()
+    try:
+        for extra in ({"X-Route": "blue"}, {"X-Route": "green"}, {"X-Route": "blue"}, {}):
+            fake_provider.enqueue(Reply(body=REPLY["openai"]))
+            async with transport.post_stream("/chat/completions", {"n": 1}, extra) as body:
+                [piece async for piece in body]
+    finally:
+        await transport.close()
+    routes = [request.headers.get("x-route") for request in fake_provider.requests]
+    assert routes == ["blue", "green", "blue", None]
+    assert all(request.headers["accept"] == "text/event-stream" for request in fake_provider.requests)
+
+
 @contextlib.asynccontextmanager
 async def keep_alive_provider(wire: str, connections: list[object]) -> AsyncIterator[str]:
     """A provider that keeps connections open (the test fake closes each one) and, like many real

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -19,8 +20,10 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from tests.conftest import SCRIPTS, start_request
+from tests.server.harness import FakeStream, Harness, chat_request, tool_call
 from toolwire.server import cli
 from toolwire.server.app import Server
+from toolwire.server.chat_events import ToolRequestOut
 from toolwire.server.chat_gate import ChatGate
 from toolwire.server.chat_record import ChatRecord
 from toolwire.server.conversation import ToolResult
@@ -135,6 +138,34 @@ async def test_the_gate_ends_a_chat_waiting_for_results_when_its_call_ends_even_
     handler.cancel()  # what grpc does when the client cancels the call
     assert await ended(handler), "the chat waits for its tool result until the tool timeout"
     assert handler.cancelled() and gate.running == 0
+
+
+ONE_TOOL_CALL = {"turns": [{"chunks": [tool_call(0, "call_1", "get_weather", '{"location": "Paris"}')]}]}
+
+
+class _CallBoundStream(FakeStream):
+    """A client stream that, like the gRPC one, tells the session when its call ends."""
+
+    def __init__(self) -> None:
+        super().__init__(answer=None)
+        self.call_end_hooks: list[Callable[[], None]] = []
+
+    def on_call_end(self, hook: Callable[[], None]) -> None:
+        self.call_end_hooks.append(hook)
+
+
+async def test_a_session_ends_its_tool_wait_when_the_stream_says_its_call_ended():
+    stream = _CallBoundStream()
+    harness = Harness({"weather": ONE_TOOL_CALL})
+    await stream.client_sends(chat_request("scripted/weather", tool_timeout_seconds=LONG))
+    chat = asyncio.create_task(harness.sessions.run(stream))
+    while not stream.of_type(ToolRequestOut):  # the chat now waits for the tool's result
+        await stream.sent_event.wait()
+        stream.sent_event.clear()
+    assert len(stream.call_end_hooks) == 1
+    stream.call_end_hooks[0]()  # the call ended; no cancel reaches the chat
+    assert await ended(chat), "the chat waits for its tool result until the tool timeout"
+    assert isinstance(chat.exception(), CallEnded)
 
 
 # Over a real gRPC call, on both event loops: not deterministic on the code before the fix (it left

@@ -21,7 +21,7 @@ from toolwire.server.errors import ModelError, ModelNotFound
 from toolwire.server.models.registry import ModelRegistry
 from toolwire.server.session import ChatSessions
 from toolwire.server.settings import ServerSettings
-from toolwire.server.telemetry import ChatTelemetry
+from toolwire.server.telemetry import NO_TELEMETRY, ChatTelemetry
 from toolwire.server.telemetry_setup import TelemetryConfigError, telemetry_from_environment
 
 WEATHER = {
@@ -112,6 +112,25 @@ async def test_the_tool_request_carries_the_tool_span_as_w3c_trace_context():
 
 async def test_without_a_tracer_the_tool_request_carries_no_trace_context():
     _, stream = await Harness({"weather": WEATHER}).run(chat_request("scripted/weather"))
+    assert stream.of_type(ToolRequestOut)[0].trace_context == {}
+
+
+async def test_with_telemetry_off_a_chat_touches_no_opentelemetry_api(monkeypatch):
+    """The server's default (no exporter configured): a tool chat opens no span, not even a no-op
+    one, and records no metric (each costs CPU on the path from a tool result to the next call)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("telemetry is off: no OpenTelemetry call expected")
+
+    monkeypatch.setattr(NO_TELEMETRY.tracer, "start_as_current_span", refuse)
+    monkeypatch.setattr(NO_TELEMETRY.tracer, "start_span", refuse)
+    telemetry = NO_TELEMETRY
+    for instrument in (telemetry.operation_duration, telemetry.agent_duration, telemetry.tool_duration):
+        monkeypatch.setattr(instrument, "record", refuse)
+    monkeypatch.setattr(NO_TELEMETRY.active_chats, "add", refuse)
+    finished, stream = await Harness({"weather": WEATHER}).run(chat_request("scripted/weather"))
+    assert finished.reason.value == "stop"
+    assert finished.tools_called == ("get_weather",)
     assert stream.of_type(ToolRequestOut)[0].trace_context == {}
 
 

@@ -102,3 +102,22 @@ def test_a_schema_too_large_to_remember_is_still_checked():
     with pytest.raises(InvalidRequest, match="not a valid JSON Schema at required"):
         parse_tool_definition(0, "large", "", large)
     assert tools._cached_schema_problem.cache_info().currsize == before.currsize
+
+
+def test_a_tool_s_validator_is_compiled_when_first_called_and_once(monkeypatch):
+    compiled: list[object] = []
+    real = tools.jsonschema.Draft202012Validator
+
+    def counting(schema, **options):
+        compiled.append(schema)
+        return real(schema, **options)
+
+    offered = [parse_tool_definition(index, f"tool_{index}", "", SCHEMA) for index in range(5)]
+    monkeypatch.setattr(tools.jsonschema, "Draft202012Validator", counting)
+    box = ToolBox(offered)
+    assert compiled == []  # offering tools costs nothing until the model calls one
+    assert box.check(AssembledCall("c1", "tool_3", '{"n": 2}')).error is None
+    assert box.check(AssembledCall("c2", "tool_3", "{}")).error is not None
+    unknown = box.check(AssembledCall("c3", "nope", "{}")).error
+    assert unknown is not None and "tool_0, tool_1, tool_2, tool_3, tool_4" in unknown
+    assert len(compiled) == 1

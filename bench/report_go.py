@@ -110,7 +110,9 @@ def bars(
         if name in floor_values:
             value, bar = floor_values[name]
             text += f"; the floor ({FLOOR}) measures {_fmt(value)} ms" + (
-                ": the bar is below what these libraries do on this machine" if value > bar else ""
+                ": the bar is below what these libraries do on this machine"
+                if value > bar and not holds
+                else ""
             )
         if name.startswith("last ToolResult") and floor:
             text += _legs((floor.get("tool") or {}).get("legs_ms"))

@@ -8,6 +8,8 @@ import gc
 import logging
 import os
 import signal
+import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -177,9 +179,22 @@ def freeze_startup_heap() -> None:
 
 
 def report_tasks(server: Server) -> None:
-    """On SIGUSR1: how many asyncio tasks are alive and how many chats are running, in one log line
-    (a soak compares them with a baseline to find tasks left behind)."""
-    log.info("tasks alive: %d, chats running: %d", len(asyncio.all_tasks()), server.gate.running)
+    """On SIGUSR1: how many asyncio tasks are alive, how many chats are running, and how many memory
+    blocks Python's allocator holds after a full garbage collection, in one log line. A soak compares
+    them with a baseline to find tasks or objects left behind: with the collector's thresholds raised
+    (GC_THRESHOLDS), garbage in reference cycles waits long for a collection, and the resident size
+    keeps the allocator's high water mark of a busy moment; the blocks after a collection do neither.
+    The collection pauses the server once (tens of ms on a busy one; the line says how long)."""
+    started = time.perf_counter()
+    gc.collect()
+    collected_ms = (time.perf_counter() - started) * 1000
+    log.info(
+        "tasks alive: %d, chats running: %d, allocated blocks: %d (after a full collection, %.0f ms)",
+        len(asyncio.all_tasks()),
+        server.gate.running,
+        sys.getallocatedblocks(),
+        collected_ms,
+    )
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:

@@ -2,12 +2,17 @@
 
 The Python consumers of bench/run.py cost ~170 µs of CPU per received message; at hundreds of
 streams they, not the relay, saturate the 2-core machine. This phase runs the concurrency rows of
-the bar against a fresh toolwire server for each process count (`--workers`), with the load
+the bar against toolwire with each process count (`--workers`) and against the floor, with the load
 generator in Go, and records the server's CPU (the whole process tree) for each run:
 
     sweep   N streams of chats of 60 chunks 50 ms apart (20 chunks/s a stream)
     burst   N streams of chats of 64 chunks 20 ms apart (TTFT and gaps at N streams)
     tool    1 stream, 200 chats with a tool round (ToolResult -> next request at the provider)
+
+Every server (toolwire with 1 and 2 processes, and the floor) runs at once, idle but for the one
+under load, and each scenario runs on all of them back to back in a shuffled order: the machine is
+shared and its load drifts over a run, which must not favour whichever server ran first. The
+scenarios the bars are judged on run `REPEATS` times, and the report takes their median.
 
 A sweep or burst run is steady load, not N starts in one instant: the N streams start evenly spread
 over one chat's duration, each runs 3 chats back to back, and the first chat of each stream is left
@@ -20,6 +25,7 @@ so the last of 100 simultaneous starts waits for the other 99 in any single proc
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -104,29 +110,66 @@ SCENARIOS = {"sweep": ("openai/bench-60x50ms", 3.0), "burst": ("openai/bench-64x
 a stream); burst: 64 chunks 20 ms apart (TTFT and gaps at N streams)."""
 
 
-async def scenarios(
+REPEATS = 3
+"""Runs of each bar's scenario on each server, the table's own run included. A bar is judged on the
+median of its runs: one run's p99 on this shared machine moved by up to 37x between two runs."""
+
+TOOL_MODEL = "openai/bench-8x0-tool"
+
+
+def bar_scenarios(sweep: list[int], burst: list[int]) -> list[tuple[str, int]]:
+    """The (kind, streams) runs the bars are judged on: TTFT at 100 streams and gaps at 200 (burst),
+    lag at the largest sweep, and the tool round trip."""
+    points = [("burst", streams) for streams in (100, 200) if streams in burst]
+    return [*points, *([("sweep", max(sweep))] if sweep else []), ("tool", 1)]
+
+
+def bar_key(kind: str, streams: int) -> str:
+    """The key of a bar's runs in `runs["bar_runs"]`."""
+    return "tool" if kind == "tool" else f"{kind}-{streams}"
+
+
+async def _scenario(
+    binary: Path, target: tuple[int, str], kind: str, streams: int, provider_pid: int | None
+) -> dict[str, Any]:
+    pid, address = target
+    if kind == "tool":
+        return await measured(binary, pid, address, TOOL_MODEL, 1)
+    model, chat_seconds = SCENARIOS[kind]
+    return await measured(binary, pid, address, model, streams, chat_seconds, provider_pid)
+
+
+async def interleaved(
     binary: Path,
-    pid: int,
-    address: str,
+    targets: dict[str, tuple[int, str]],
     sweep: list[int],
     burst: list[int],
     log: Callable[[str], None],
-    label: str,
     provider_pid: int | None = None,
-) -> dict[str, Any]:
-    """The concurrency scenarios against one running server: {"sweep": {streams: figures},
-    "burst": {...}, "tool": figures}."""
-    await loadgen.run(binary, address, "openai/bench-64x0", 32, connections=CONNECTIONS)  # warm-up
-    runs: dict[str, Any] = {"sweep": {}, "burst": {}}
-    for kind, counts in (("sweep", sweep), ("burst", burst)):
-        model, chat_seconds = SCENARIOS[kind]
-        for streams in counts:
-            log(f"{label}: {streams} chats of {model}")
-            runs[kind][streams] = await measured(
-                binary, pid, address, model, streams, chat_seconds, provider_pid
-            )
-    log(f"{label}: tool round trip, 200 chats")
-    runs["tool"] = await measured(binary, pid, address, "openai/bench-8x0-tool", 1)
+    repeats: int = REPEATS,
+) -> dict[str, dict[str, Any]]:
+    """The concurrency scenarios against several running servers (label → (pid, address)), each
+    scenario on every server back to back in a shuffled order, so that the machine's load, which
+    drifts over a run, weighs on each server alike; then the bars' scenarios again until each has
+    `repeats` runs. Per label: {"sweep": {streams: figures}, "burst": {...}, "tool": figures,
+    "bar_runs": {bar_key: [figures, ...]}}."""
+    runs: dict[str, dict[str, Any]] = {label: {"sweep": {}, "burst": {}, "bar_runs": {}} for label in targets}
+    for _, address in targets.values():  # warm-up: connections, code paths, the provider's pool
+        await loadgen.run(binary, address, "openai/bench-64x0", 32, connections=CONNECTIONS)
+    bars = bar_scenarios(sweep, burst)
+    plan = [("sweep", n) for n in sweep] + [("burst", n) for n in burst] + [("tool", 1)]
+    plan += [point for _ in range(repeats - 1) for point in bars]
+    for kind, streams in plan:
+        what = "tool round trip, 200 chats" if kind == "tool" else f"{streams} chats of {SCENARIOS[kind][0]}"
+        for label in random.sample(list(targets), len(targets)):
+            log(f"Go load generator, {label}: {what}")
+            figures = await _scenario(binary, targets[label], kind, streams, provider_pid)
+            if kind == "tool":
+                runs[label].setdefault("tool", figures)
+            else:
+                runs[label][kind].setdefault(streams, figures)
+            if (kind, streams) in bars:
+                runs[label]["bar_runs"].setdefault(bar_key(kind, streams), []).append(figures)
     return runs
 
 
@@ -161,8 +204,12 @@ async def window_scenarios(
     return runs
 
 
+FLOOR_LABEL = "the floor"
+
+
 async def go_load(
     start_server: Callable[[list[str]], tuple[Any, str]],
+    start_floor: Callable[[], tuple[Any, str]] | None,
     stop_server: Callable[[Any], None],
     worker_counts: list[int],
     sweep: list[int],
@@ -170,49 +217,44 @@ async def go_load(
     log: Callable[[str], None],
     provider_pid: int | None = None,
     windows: list[tuple[str, int, int]] | None = None,
-) -> dict[int, dict[str, Any]]:
-    """Per process count: {"sweep": {streams: figures}, "burst": {...}, "tool": figures}, and for 1
-    process "window": {window_key: figures} for each of `windows`."""
-    binary = loadgen.build()
-    results: dict[int, dict[str, Any]] = {}
-    for workers in worker_counts:
-        server, address = start_server(["--workers", str(workers)] if workers > 1 else [])
-        label = f"Go load generator, {workers} server process(es)"
-        try:
-            results[workers] = await scenarios(
-                binary, server.pid, address, sweep, burst, log, label, provider_pid
-            )
-            if workers == 1 and windows:
-                results[workers]["window"] = await window_scenarios(
-                    binary, server.pid, address, windows, log, provider_pid
-                )
-        finally:
-            stop_server(server)
-    return results
-
-
-async def floor_load(
-    start_floor: Callable[[], tuple[Any, str]],
-    stop_server: Callable[[Any], None],
-    sweep: list[int],
-    burst: list[int],
-    log: Callable[[str], None],
-    provider_pid: int | None = None,
     legs_file: Path | None = None,
-) -> dict[str, Any]:
-    """The same scenarios against bench/floor_server.py: what grpc.aio and aiohttp cost on this
-    machine with no relay logic at all, the floor under any relay built on them. With `legs_file`
-    (the floor's, see its module doc), the tool round trip's two legs too: runs["tool"]["legs_ms"]."""
+    repeats: int = REPEATS,
+) -> tuple[dict[int, dict[str, Any]], dict[str, Any] | None]:
+    """toolwire with each process count (`--workers`) and the floor (bench/floor_server.py: grpc.aio
+    and aiohttp with no relay logic, the floor under any relay built on them), all running at once
+    and measured interleaved (`interleaved`); then the `windows` runs on the 1-process server.
+
+    Returns ({workers: runs}, the floor's runs or None). With `legs_file` (the floor's, see its module
+    doc), the floor's tool round trip in its two legs too: runs["tool"]["legs_ms"]."""
     binary = loadgen.build()
-    server, address = start_floor()
+    servers: list[Any] = []
+    targets: dict[str, tuple[int, str]] = {}
     try:
-        runs = await scenarios(binary, server.pid, address, sweep, burst, log, "floor", provider_pid)
+        for workers in worker_counts:
+            server, address = start_server(["--workers", str(workers)] if workers > 1 else [])
+            servers.append(server)
+            targets[_label(workers)] = (server.pid, address)
+        if start_floor is not None:
+            server, address = start_floor()
+            servers.append(server)
+            targets[FLOOR_LABEL] = (server.pid, address)
+        runs = await interleaved(binary, targets, sweep, burst, log, provider_pid, repeats)
+        if 1 in worker_counts and windows:
+            runs[_label(1)]["window"] = await window_scenarios(
+                binary, *targets[_label(1)], windows, log, provider_pid
+            )
     finally:
-        stop_server(server)
+        for server in servers:
+            stop_server(server)
+    floor = runs.get(FLOOR_LABEL)
     legs = tool_legs(legs_file)  # the load is over: nothing waits on this small read
-    if legs and runs.get("tool"):
-        runs["tool"]["legs_ms"] = legs
-    return runs
+    if floor and legs and floor.get("tool"):
+        floor["tool"]["legs_ms"] = legs
+    return {workers: runs[_label(workers)] for workers in worker_counts}, floor
+
+
+def _label(workers: int) -> str:
+    return f"{workers} server process{'es' if workers > 1 else ''}"
 
 
 def tool_legs(legs_file: Path | None) -> dict[str, dict[str, float]] | None:

@@ -5,7 +5,10 @@ judged with a load generator that is not itself the bottleneck, for 1 and 2 serv
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
+
+from bench.go_load import bar_key
 
 Verdict = tuple[str, str, bool | None]
 
@@ -39,7 +42,7 @@ making new chats wait to start."""
 
 def _waited(runs: dict[str, Any], streams: int) -> str:
     """Why the sweep at `streams` is not N chats at once (its chats waited to start), or ""."""
-    ttft = _get(runs.get("sweep", {}).get(streams), "ttft_ms", "p99")
+    ttft = _median([_get(figures, "ttft_ms", "p99") for figures in _bar_runs(runs, "sweep", streams)])
     if ttft > START_BUDGET_MS:
         return (
             f"its chats waited up to {_fmt(ttft, 0)} ms to start (TTFT p99), "
@@ -48,25 +51,53 @@ def _waited(runs: dict[str, Any], streams: int) -> str:
     return ""
 
 
-def _bar_values(
-    runs: dict[str, Any], direct_ttft_p99: float, direct_gap_p99: float
-) -> dict[str, tuple[float, float]]:
-    """Each concurrency bar's figure in one set of runs: name → (value, bar in ms)."""
+def _bar_runs(runs: dict[str, Any], kind: str, streams: int) -> list[dict[str, Any]]:
+    """Every run of a bar's scenario (bench/go_load.py repeats them); the table's one if none."""
+    repeated = runs.get("bar_runs", {}).get(bar_key(kind, streams))
+    if repeated:
+        return list(repeated)
+    single = runs.get("tool") if kind == "tool" else runs.get(kind, {}).get(streams)
+    return [single] if single else []
+
+
+def _median(values: list[float]) -> float:
+    """The median of the numbers among `values` (NaN: a run without the figure); NaN if none."""
+    numbers = [value for value in values if not math.isnan(value)]
+    return statistics.median(numbers) if numbers else float("nan")
+
+
+BarValue = tuple[float, float, list[float]]
+"""A bar's figure (the median of its runs), the bar, and each run's figure, in run order (ms)."""
+
+
+def _bar_values(runs: dict[str, Any], direct_ttft_p99: float, direct_gap_p99: float) -> dict[str, BarValue]:
+    """Each concurrency bar's figure in one server's runs: name → (median, bar in ms, per run)."""
+    values: dict[str, BarValue] = {}
+
+    def add(name: str, kind: str, streams: int, figure: str, minus: float, bar: float) -> None:
+        each = [_get(figures, figure, "p99") - minus for figures in _bar_runs(runs, kind, streams)]
+        if each:
+            values[name] = (_median(each), bar, each)
+
     burst, sweep = runs.get("burst", {}), runs.get("sweep", {})
-    values: dict[str, tuple[float, float]] = {}
     if 100 in burst:
-        values["TTFT p99, 100 streams, added vs direct at 1 stream"] = (
-            _get(burst[100], "ttft_ms", "p99") - direct_ttft_p99, 5)  # fmt: skip
+        add("TTFT p99, 100 streams, added vs direct at 1 stream", "burst", 100, "ttft_ms", direct_ttft_p99, 5)
     if 200 in burst:
-        values["gap between chunks − sent gap p99, 200 streams, added vs direct at 1 stream"] = (
-            _get(burst[200], "gap_ms", "p99") - direct_gap_p99, 2)  # fmt: skip
+        add("gap between chunks − sent gap p99, 200 streams, added vs direct at 1 stream",
+            "burst", 200, "gap_ms", direct_gap_p99, 2)  # fmt: skip
     if sweep:
         top = max(sweep)
-        values[f"delivery lag p99, {top} chats at 20 chunks/s"] = (_get(sweep[top], "lag_ms", "p99"), 50)
+        add(f"delivery lag p99, {top} chats at 20 chunks/s", "sweep", top, "lag_ms", 0.0, 50)
     if runs.get("tool"):
-        values["last ToolResult → next request at provider, p99"] = (
-            _get(runs["tool"], "tool_to_request_ms", "p99"), 1)  # fmt: skip
+        add("last ToolResult → next request at provider, p99", "tool", 1, "tool_to_request_ms", 0.0, 1)
     return values
+
+
+def _each(values: list[float]) -> str:
+    """How a median came about: "" for one run, else "; median of N runs: a, b, c"."""
+    if len(values) < 2:
+        return ""
+    return f"; median of {len(values)} interleaved runs: " + ", ".join(_fmt(value) for value in values)
 
 
 FLOOR = "grpc.aio + aiohttp with no relay logic"
@@ -86,29 +117,29 @@ def bars(
     checks: dict[str, list[tuple[int, float, bool]]] = {}
     waits: list[str] = []
     for workers, runs in sorted(go.items()):
-        for name, (value, bar) in _bar_values(runs, direct_ttft_p99, direct_gap_p99).items():
+        for name, (value, bar, each) in _bar_values(runs, direct_ttft_p99, direct_gap_p99).items():
             holds = None if math.isnan(value) else value <= bar
             waited = _waited(runs, max(runs["sweep"])) if name.startswith("delivery lag") else ""
             if waited and holds:
                 holds = False
                 waits.append(f"{_processes(workers)}: {waited}")
-            label = f"{name} (ms; Go load generator, {_processes(workers)})"
+            label = f"{name} (ms; Go load generator, {_processes(workers)}{_each(each)})"
             lines.append(
                 f"| {label} | | {_fmt(value)} | | **{_fmt(value)}** | | | | ≤ {bar:g} ms {_mark(holds)} |"
             )
             checks.setdefault(name, []).append((workers, value, bool(holds)))
     floor_values = _bar_values(floor, direct_ttft_p99, direct_gap_p99) if floor else {}
-    for name, (value, bar) in floor_values.items():
+    for name, (value, bar, each) in floor_values.items():
         holds = None if math.isnan(value) else value <= bar
-        label = f"{name} (ms; Go load generator, the floor: {FLOOR})"
+        label = f"{name} (ms; Go load generator, the floor: {FLOOR}{_each(each)})"
         lines.append(f"| {label} | | {_fmt(value)} | | {_fmt(value)} | | | | (≤ {bar:g} ms {_mark(holds)}) |")
     for name, results in checks.items():
         best = min(results, key=lambda item: item[1] if not math.isnan(item[1]) else math.inf)
         holds = any(ok for _, _, ok in results)
         each = ", ".join(f"{_processes(workers)} {_fmt(value)}" for workers, value, _ in results)
-        text = f"{name}, Go load generator: {each} ms (best: {_processes(best[0])})"
+        text = f"{name}, Go load generator{_medians(go)}: {each} ms (best: {_processes(best[0])})"
         if name in floor_values:
-            value, bar = floor_values[name]
+            value, bar, _ = floor_values[name]
             text += f"; the floor ({FLOOR}) measures {_fmt(value)} ms" + (
                 ": the bar is below what these libraries do on this machine"
                 if value > bar and not holds
@@ -120,6 +151,12 @@ def bars(
             text += "; not held where the lag was low: " + "; ".join(waits)
         verdicts.append((text, name, holds))
     return lines, verdicts
+
+
+def _medians(go: dict[int, dict[str, Any]]) -> str:
+    """' (median of N interleaved runs)' when the bars' scenarios ran more than once, else ''."""
+    counts = [len(each) for runs in go.values() for each in runs.get("bar_runs", {}).values()]
+    return f" (median of {max(counts)} interleaved runs)" if counts and max(counts) > 1 else ""
 
 
 def _legs(legs: dict[str, dict[str, float]] | None) -> str:
@@ -218,11 +255,14 @@ def window_table(go: dict[int, dict[str, Any]]) -> str:
 
 
 def lost_and_failed(go: dict[int, dict[str, Any]]) -> tuple[int, int]:
-    """Streams with a chunk lost or reordered, and chats that failed, over every Go run."""
+    """Streams with a chunk lost or reordered, and chats that failed, over every Go run (the bars'
+    repeated runs included)."""
     lost = failed = 0
     for runs in go.values():
         every = [*runs.get("sweep", {}).values(), *runs.get("burst", {}).values(), runs.get("tool") or {}]
-        for figures in every:
+        every += [figures for repeated in runs.get("bar_runs", {}).values() for figures in repeated]
+        unique = {id(figures): figures for figures in every}  # a bar's first run is listed twice
+        for figures in unique.values():
             lost += int(figures.get("lost_or_reordered", 0))
             failed += int(figures.get("failed", {}).get("count", 0))
     return lost, failed

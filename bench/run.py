@@ -39,7 +39,7 @@ import openai
 import psutil
 
 from bench import profiling
-from bench.go_load import WINDOWS, floor_load, go_load
+from bench.go_load import REPEATS, WINDOWS, go_load
 from bench.processes import (
     BENCH,
     LITELLM,
@@ -481,14 +481,20 @@ async def _python_phases(
 
 
 async def _go_phases(config: Path, fake_pid: int, fake_port: int, results: dict[str, object]) -> None:
-    """The concurrency rows with the Go load generator: toolwire with 1 and 2 processes (and the
-    client-chosen window), then the floor (bench/floor_server.py)."""
+    """The concurrency rows with the Go load generator: toolwire with 1 and 2 processes and the floor
+    (bench/floor_server.py), interleaved, and the client-chosen window."""
     sweep = [50, 500] if QUICK else [1, 50, 100, 200, 350, 500]
     burst = [100] if QUICK else [100, 200]
-    log("the concurrency rows again, with the Go load generator, 1 and 2 server processes")
+    log(
+        "the concurrency rows again, with the Go load generator: toolwire with 1 and 2 server processes "
+        "and the floor (grpc.aio + aiohttp with no relay logic, bench/floor_server.py), interleaved"
+    )
+    legs = config.parent / "floor-tool-legs.jsonl"
+    floor = [sys.executable, str(BENCH / "floor_server.py"), str(fake_port), str(legs)]
     try:
-        results["go"] = await go_load(
+        results["go"], results["go_floor"] = await go_load(
             lambda extra: start_toolwire(config, extra=extra),
+            lambda: start(floor, r"floor listening on (\S+)"),
             stop,
             [1, 2],
             sweep,
@@ -496,12 +502,8 @@ async def _go_phases(config: Path, fake_pid: int, fake_port: int, results: dict[
             log,
             fake_pid,
             [("burst", 100, 50)] if QUICK else WINDOWS,
-        )
-        log("the same against the floor: grpc.aio + aiohttp with no relay logic (bench/floor_server.py)")
-        legs = config.parent / "floor-tool-legs.jsonl"
-        floor = [sys.executable, str(BENCH / "floor_server.py"), str(fake_port), str(legs)]
-        results["go_floor"] = await floor_load(
-            lambda: start(floor, r"floor listening on (\S+)"), stop, sweep, burst, log, fake_pid, legs
+            legs,
+            1 if QUICK else REPEATS,
         )
     except Exception as error:  # no Go here, or a failed build: the rest of the run still counts
         log(f"the Go load generator phase failed: {error!r}"[:500])

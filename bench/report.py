@@ -224,8 +224,10 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     )
     sweep_table = _sweep_table(sweep)
     go_table = (
-        "**The same with the Go load generator, at steady load** (bench/loadgen; a fresh server per "
-        "process count, `--workers`, 8 connections; the streams start spread over one chat's 3 s, each "
+        "**The same with the Go load generator, at steady load** (bench/loadgen; toolwire with each "
+        "process count, `--workers`, and the floor run at once, each scenario on all of them back to back "
+        "in a shuffled order; 8 connections; the first run of each scenario; the streams start spread "
+        "over one chat's 3 s, each "
         "runs 3 chats, the first left out, so the figures cover all N streaming at once; server CPU is "
         "the whole process tree's, idle time included, per chunk relayed; *floor* is bench/floor_server.py, "
         "grpc.aio + aiohttp relaying the same stream with no logic at all):\n\n"

@@ -158,3 +158,33 @@ def test_a_start_up_error_stops_the_supervisor_instead_of_restarting(tmp_path):
     assert "broken.json: turns[0].chunks[0]: unknown or mistyped chunk 'sound'" in result.stderr
     assert "did not start" in result.stderr and "toolwire listening" not in result.stdout
     assert wait_for(lambda: not marked_processes(marker))
+
+
+async def test_the_chat_cap_is_the_whole_servers_whichever_worker_a_chat_lands_on():
+    server, marker = start_workers("--max-concurrent-chats", "2")
+    channels = [grpc.aio.insecure_channel(server.target, options=OWN_CONNECTION) for _ in range(8)]
+    try:
+        calls = [chat_pb2_grpc.ChatServiceStub(channel).Chat(timeout=30) for channel in channels]
+
+        async def outcome(call) -> str:
+            await call.write(start_request("scripted/slow", tools=()))
+            try:
+                while not (await call.read()).HasField("text_delta"):
+                    pass
+            except grpc.aio.AioRpcError as error:
+                return f"{error.code().name}: {error.details()}"
+            return "running"
+
+        outcomes = await asyncio.gather(*(outcome(call) for call in calls))
+        assert outcomes.count("running") == 2, outcomes
+        refused = [each for each in outcomes if each != "running"]
+        assert all(
+            each.startswith("RESOURCE_EXHAUSTED: 2 chats are running on this server's 2 workers")
+            for each in refused
+        ), refused
+        for call in calls:
+            call.cancel()
+    finally:
+        for channel in channels:
+            await channel.close()
+        stop_and_check_nothing_left(server, marker)

@@ -4,15 +4,20 @@ against stand-in worker commands (a worker that cannot start, one that keeps dyi
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import os
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from toolwire.server import workers
+from toolwire.server.chat_count import create_count_file
 from toolwire.server.logs import WORKER_TEXT_FORMAT, JsonFormatter, WorkerField
 from toolwire.server.options import SettingsError
 from toolwire.server.settings import ServerSettings
@@ -101,19 +106,70 @@ def test_each_line_of_a_worker_names_it():
     assert " WARNING worker 2 test-workers-text: hello" in record_line("text")
 
 
-def supervisor(script: str) -> workers.Supervisor:
-    running = workers.Supervisor(ServerSettings(listen=("127.0.0.1:1",), workers=2))
+@pytest.fixture
+def chat_counts() -> Iterator[int]:
+    descriptor = create_count_file(2)
+    yield descriptor
+    os.close(descriptor)
+
+
+def supervisor(script: str, chat_counts: int) -> workers.Supervisor:
+    running = workers.Supervisor(ServerSettings(listen=("127.0.0.1:1",), workers=2), chat_counts)
     running.command = (sys.executable, "-c", script)
     return running
 
 
-async def test_a_worker_that_cannot_start_stops_the_others_with_its_exit_code():
+async def test_a_worker_that_cannot_start_stops_the_others_with_its_exit_code(chat_counts):
     script = "import sys, time\nif sys.argv[1] == '2': sys.exit(3)\ntime.sleep(60)"
-    assert await supervisor(script).run() == 3
+    assert await supervisor(script, chat_counts).run() == 3
 
 
-async def test_workers_dying_right_after_start_make_the_supervisor_give_up(monkeypatch, caplog):
+async def test_workers_dying_right_after_start_make_the_supervisor_give_up(monkeypatch, caplog, chat_counts):
     monkeypatch.setattr(workers, "restart_delay", lambda count: None if count >= 3 else 0.01)
     script = "print('toolwire listening on 127.0.0.1:1', flush=True)"
-    assert await supervisor(script).run() == workers.EXIT_GAVE_UP
+    assert await supervisor(script, chat_counts).run() == workers.EXIT_GAVE_UP
     assert "3 times in a row right after start: giving up" in caplog.text
+
+
+WORKER_HOLDING_CHATS = """
+import pathlib, pickle, sys, time
+from toolwire.server.chat_count import SharedChatCount
+settings = pickle.load(sys.stdin.buffer)
+where = settings.chat_count_file
+count = SharedChatCount(where, 100)
+number, out = sys.argv[1], pathlib.Path({directory!r})
+if number == "1" and not (out / "died").exists():
+    for _ in range(3):
+        count.admit()
+    print("toolwire listening on 127.0.0.1:1", flush=True)
+    (out / "died").write_text("")
+    sys.exit(1)  # dies with 3 chats counted
+if number == "2":
+    count.admit()
+    count.admit()
+(out / f"seen-{{number}}").write_text(f"{{where.slot}} {{where.slots}} {{count.running}}")
+print("toolwire listening on 127.0.0.1:1", flush=True)
+time.sleep(60)
+"""
+
+
+async def test_each_worker_counts_in_its_own_slot_and_a_restarted_worker_starts_from_zero(
+    tmp_path, monkeypatch, chat_counts
+):
+    monkeypatch.setattr(workers, "restart_delay", lambda count: 0.01)
+    running = supervisor(WORKER_HOLDING_CHATS.format(directory=str(tmp_path)), chat_counts)
+
+    async def stop_once_restarted() -> None:
+        for _ in range(2500):  # bounded: the supervisor's run has its own 60 s limit below
+            if (tmp_path / "seen-1").exists():
+                break
+            await asyncio.sleep(0.02)
+        running._stop_on(signal.SIGTERM)
+
+    stopper = asyncio.ensure_future(stop_once_restarted())
+    assert await asyncio.wait_for(running.run(), 60) == 0
+    await stopper
+    assert (tmp_path / "seen-2").read_text().split()[:2] == ["1", "2"]
+    slot, slots, counted = (tmp_path / "seen-1").read_text().split()
+    assert (slot, slots) == ("0", "2")
+    assert counted == "2", "worker 2's two chats only: the dead worker's three were cleared"

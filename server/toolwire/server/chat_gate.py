@@ -22,6 +22,7 @@ from typing import Any
 
 import grpc
 
+from toolwire.server.chat_count import SharedChatCount
 from toolwire.server.chat_record import ChatRecord
 from toolwire.server.errors import ToolwireError
 from toolwire.server.status import status_for, trailing_metadata_for
@@ -43,12 +44,26 @@ class Ending:
     message: str
 
 
+def _too_many(running: str) -> Ending:
+    return Ending(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"{running}, the most this server takes (max_concurrent_chats): retry later or on another instance",
+    )
+
+
 class ChatGate:
     """Admits, bounds and, at shutdown, drains the chats of one server."""
 
-    def __init__(self, max_concurrent_chats: int, chat_deadline_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        max_concurrent_chats: int,
+        chat_deadline_seconds: float = 0.0,
+        shared_count: SharedChatCount | None = None,
+    ) -> None:
         self._max_concurrent_chats = max_concurrent_chats
         self._chat_deadline_seconds = chat_deadline_seconds
+        self._shared_count = shared_count
+        """The count of the server's workers together (chat_count.py); None: one process."""
         self._running: set[asyncio.Task[object]] = set()
         self._endings: dict[asyncio.Task[object], Ending] = {}
         self._closed = False
@@ -68,7 +83,7 @@ class ChatGate:
         `call_ended` is called if the call ends (this handler is cancelled) before the chat does.
         """
         record = ChatRecord()
-        refusal = self._refusal()
+        refusal = self._refusal()  # from here on the chat holds its place in the shared count
         if refusal is not None:
             record.log_outcome("refused", refusal.code.name, refusal.message)
             await context.abort(refusal.code, refusal.message)
@@ -82,19 +97,23 @@ class ChatGate:
             self._endings.pop(chat, None)
             if deadline is not None:
                 deadline.cancel()
+            if self._shared_count is not None:
+                self._shared_count.release()
         record.log_outcome("finished" if code is grpc.StatusCode.OK else "failed", code.name, message)
         if code is not grpc.StatusCode.OK:
             await context.abort(code, message, trailers)
 
     def _refusal(self) -> Ending | None:
+        """Why a new chat is refused; None: it is admitted (and counted in the shared count)."""
         if self._closed:
             return Ending(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
         if len(self._running) >= self._max_concurrent_chats:
-            return Ending(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"{len(self._running)} chats are running, the most this server takes "
-                "(max_concurrent_chats): retry later or on another instance",
-            )
+            return _too_many(f"{len(self._running)} chats are running")
+        shared = self._shared_count
+        if shared is not None:
+            running = shared.admit()
+            if running is not None:
+                return _too_many(f"{running} chats are running on this server's {shared.workers} workers")
         return None
 
     def _start_deadline(self, chat: asyncio.Task[object]) -> asyncio.TimerHandle | None:

@@ -11,6 +11,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from toolwire.server import convert
+from toolwire.server.chat_count import shared_chat_count
 from toolwire.server.chat_events import ChatEvent, ChatFinished
 from toolwire.server.chat_gate import ChatGate
 from toolwire.server.chat_record import ChatRecord
@@ -135,7 +136,11 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         self._registry = registry
         self._settings = settings
         self._sessions = ChatSessions(registry, settings, telemetry)
-        self.gate = gate or ChatGate(settings.max_concurrent_chats, settings.chat_deadline_seconds)
+        self.gate = gate or ChatGate(
+            settings.max_concurrent_chats,
+            settings.chat_deadline_seconds,
+            shared_chat_count(settings.chat_count_file, settings.max_concurrent_chats),
+        )
         """Admission, deadline, shutdown drain and the per-chat log line of every Chat."""
 
     async def Chat(

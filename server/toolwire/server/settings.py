@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from toolwire.server.chat_count import ChatCountFile
+
 MIB = 1024 * 1024
 
 
@@ -64,7 +66,8 @@ class ServerSettings:
     reflection: bool = True
     """Serve grpc.reflection (grpcurl and friends need no proto files)."""
     max_concurrent_chats: int = 256
-    """Chats running at once; past it a new Chat ends at once with RESOURCE_EXHAUSTED."""
+    """Chats running at once on the whole server (all its workers); past it a new Chat ends at once
+    with RESOURCE_EXHAUSTED."""
     chat_deadline_seconds: float = 0.0
     """Longest a chat may run before it ends with DEADLINE_EXCEEDED; 0: no server-side limit."""
     shutdown_grace_seconds: float = 10.0
@@ -81,10 +84,13 @@ class ServerSettings:
     log_level: str = "INFO"
     workers: int = 1
     """Server processes sharing the TCP listen ports (SO_REUSEPORT); more than 1: `toolwire serve`
-    supervises them (workers.py). Limits such as max_concurrent_chats hold per process."""
+    supervises them (workers.py). max_concurrent_chats is the whole server's, shared by its workers."""
     uvloop: bool = True
     """Run the event loop on uvloop when it is installed (~20% less CPU per grpc.aio message);
     False, or uvloop missing: the standard asyncio loop."""
+    chat_count_file: ChatCountFile | None = None
+    """A worker's share of the server-wide chat count (chat_count.py): set by the supervisor for each
+    worker it starts, never by users; None: a server of one process counts its own chats."""
 
     def __post_init__(self) -> None:
         if isinstance(self.listen, str):  # one address written as a plain string

@@ -7,6 +7,9 @@ the workers live. It then starts N workers (`python -m toolwire.server.workers N
 server on those ports with SO_REUSEPORT on, so that the kernel spreads new connections among them,
 and announces the addresses once, when every worker listens.
 
+`max_concurrent_chats` is the whole server's: the workers share one count of running chats
+(chat_count.py), which the supervisor creates and resets for each worker it starts.
+
 SIGTERM and SIGINT are forwarded to the workers, which drain as a single server does; the supervisor
 exits 0 once all have ended. A worker that dies is logged and started again after a backoff; when
 workers keep dying right after they start (a start-up error), the supervisor stops them all and exits
@@ -30,6 +33,7 @@ import threading
 from collections.abc import Sequence
 
 from toolwire.server.addresses import parse_address
+from toolwire.server.chat_count import ChatCountFile, create_count_file, zero_count
 from toolwire.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -105,8 +109,10 @@ class Worker:
 class Supervisor:
     """Starts the workers, restarts one that dies, stops them all on SIGTERM or SIGINT."""
 
-    def __init__(self, settings: ServerSettings) -> None:
+    def __init__(self, settings: ServerSettings, chat_counts: int) -> None:
         self.settings = settings
+        self.chat_counts = chat_counts
+        """The descriptor of the workers' shared chat counts (chat_count.py)."""
         self.workers: dict[int, Worker] = {}
         self.quick_exits: dict[int, int] = {}
         self.stopping = asyncio.Event()
@@ -155,13 +161,19 @@ class Supervisor:
 
     async def _start(self, number: int) -> Worker:
         """Starts worker `number` and waits until it listens or ends."""
+        zero_count(self.chat_counts, number - 1)  # the chats of a worker that died died with it
         process = await asyncio.create_subprocess_exec(
-            *self.command, str(number), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+            *self.command,
+            str(number),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            pass_fds=(self.chat_counts,),
         )
         worker = self.workers[number] = Worker(number, process)
         assert process.stdin is not None and process.stdout is not None
+        count_file = ChatCountFile(self.chat_counts, number - 1, self.settings.workers)
         with contextlib.suppress(ConnectionError):  # it died at once: its exit code says why
-            process.stdin.write(pickle.dumps(self.settings))
+            process.stdin.write(pickle.dumps(dataclasses.replace(self.settings, chat_count_file=count_file)))
             await process.stdin.drain()
         while len(worker.announced) < len(self.listen):
             line = (await process.stdout.readline()).decode()
@@ -247,9 +259,11 @@ async def supervise(settings: ServerSettings) -> int:
     """Runs `settings.workers` worker processes on the listen addresses; returns the exit code.
     Raises OSError when an address cannot be reserved."""
     held, listen = reserve_ports(settings.listen)
+    chat_counts = create_count_file(settings.workers)
     try:
-        return await Supervisor(dataclasses.replace(settings, listen=listen)).run()
+        return await Supervisor(dataclasses.replace(settings, listen=listen), chat_counts).run()
     finally:
+        os.close(chat_counts)
         for each in held:
             each.close()
 

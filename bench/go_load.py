@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +205,23 @@ async def window_scenarios(
 
 
 FLOOR_LABEL = "the floor"
+
+
+def worker_counts(environment: Mapping[str, str], cores: int) -> list[int]:
+    """The toolwire process counts to measure: `BENCH_WORKERS` (e.g. `1,2,4`), else 1 and about two
+    thirds of the cores, at least 2. The fake provider and the load generator take about a third of
+    the CPU of a paced run (48 + 55 µs per chunk against the relay's ~200), so more workers than that
+    would only compete with them."""
+    text = environment.get("BENCH_WORKERS", "").strip()
+    if not text:
+        return sorted({1, max(2, cores * 2 // 3)})
+    try:
+        counts = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise ValueError(f"BENCH_WORKERS must be process counts such as 1,2,4 (got {text!r})") from None
+    if not counts or counts[0] < 1:
+        raise ValueError(f"BENCH_WORKERS must be process counts of at least 1 (got {text!r})")
+    return counts
 
 
 async def go_load(

@@ -96,6 +96,7 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     burst = results["burst"]
     sweep = results["sweep"]
     flat = results["flat"]
+    cores = int(results["machine"]["nproc"])
 
     def each(figures: dict[str, Any], attribute: str, q: float) -> dict[str, float]:
         return {path: percentile(getattr(figures[path], attribute), q) for path in figures}
@@ -232,7 +233,7 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         "the whole process tree's, idle time included, per chunk relayed; *floor* is bench/floor_server.py, "
         "grpc.aio + aiohttp relaying the same stream with no logic at all):\n\n"
         + report_go.sweep_table(go, floor)
-        + ("\n\n" + report_go.capacity(floor) if floor else "")
+        + ("\n\n" + report_go.capacity(floor, cores) if floor else "")
         + (
             "\n\n**The client-chosen window** (`ChatStart.text_coalesce_window`, 1 process): the "
             "first text of a model round goes out at once, later text is held up to the window and "
@@ -326,7 +327,10 @@ def _sweep_table(sweep: dict[str, dict[int, Any]]) -> str:
 
 
 def _plot(
-    sweep: dict[str, dict[int, Any]], path: Path, more: dict[str, dict[int, tuple[float, float]]]
+    sweep: dict[str, dict[int, Any]],
+    path: Path,
+    more: dict[str, dict[int, tuple[float, float]]],
+    cores: int,
 ) -> None:
     try:
         import matplotlib
@@ -358,7 +362,7 @@ def _plot(
     axes.set_yscale("log")
     axes.set_xlabel("concurrent chats, 20 chunks/s each")
     axes.set_ylabel("delivery lag, ms (log)")
-    axes.set_title("Chunk delivery lag against concurrency (2 cores, loopback)")
+    axes.set_title(f"Chunk delivery lag against concurrency ({cores} cores, loopback)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the plot, not over it
     figure.tight_layout()
@@ -383,6 +387,7 @@ def write(results: dict[str, Any], docs: Path) -> None:
         results["sweep"],
         docs / "performance-lag.png",
         report_go.plot_points(results.get("go") or {}, results.get("go_floor")),
+        int(results["machine"]["nproc"]),
     )
     raw = {
         key: value

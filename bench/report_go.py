@@ -171,9 +171,10 @@ def _legs(legs: dict[str, dict[str, float]] | None) -> str:
     )
 
 
-def capacity(floor: dict[str, Any] | None, chunks_per_second: float = 10_000) -> str:
+def capacity(floor: dict[str, Any] | None, cores: int, chunks_per_second: float = 10_000) -> str:
     """What `chunks_per_second` paced chunks cost in cores at the floor, from the floor's largest
-    steady run: the relay (floor), the fake provider and the load generator, each measured."""
+    steady run: the relay (floor), the fake provider and the load generator, each measured; beside
+    the `cores` of the machine that ran it."""
     sweep = (floor or {}).get("sweep", {})
     if not sweep:
         return ""
@@ -182,12 +183,12 @@ def capacity(floor: dict[str, Any] | None, chunks_per_second: float = 10_000) ->
     relay = float(figures.get("server_cpu_us_per_chunk") or float("nan"))
     provider = float(figures.get("provider_cpu_us_per_chunk") or float("nan"))
     generator = float(figures.get("cpu_us_per_message") or float("nan"))
-    cores = (relay + provider + generator) * chunks_per_second / 1e6
+    needed = (relay + provider + generator) * chunks_per_second / 1e6
     return (
         f"At {chunks_per_second:,.0f} paced chunks/s (the 500-chat bar), the floor's measured CPU per "
         f"chunk at {top} chats (relay {_fmt(relay, 0)} µs, fake provider {_fmt(provider, 0)} µs, load "
-        f"generator {_fmt(generator, 0)} µs per message) adds up to {_fmt(cores, 1)} cores, on a 2-core "
-        "machine, before any relay logic."
+        f"generator {_fmt(generator, 0)} µs per message) adds up to {_fmt(needed, 1)} cores, on a "
+        f"{cores}-core machine, before any relay logic."
     )
 
 

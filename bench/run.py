@@ -39,7 +39,7 @@ import openai
 import psutil
 
 from bench import profiling
-from bench.go_load import REPEATS, WINDOWS, go_load
+from bench.go_load import REPEATS, WINDOWS, go_load, worker_counts
 from bench.processes import (
     BENCH,
     LITELLM,
@@ -389,6 +389,7 @@ def log(text: str) -> None:
 
 
 async def main() -> dict[str, object]:
+    workers = worker_counts(os.environ, os.cpu_count() or 1)  # a bad BENCH_WORKERS fails here, at once
     results: dict[str, object] = {
         "machine": machine(),
         "versions": versions(),
@@ -416,7 +417,7 @@ async def main() -> dict[str, object]:
         stop(server)
         processes.remove(server)
         (BENCH / "last-run.pickle").write_bytes(pickle.dumps(results))  # kept even if what follows fails
-        await _go_phases(config, fake.pid, fake_port, results)
+        await _go_phases(config, fake.pid, fake_port, workers, results)
         (BENCH / "last-run.pickle").write_bytes(pickle.dumps(results))
         await _profile_phase(config, fake_port, directory, results)
         results["micro"] = await _micro()
@@ -480,14 +481,18 @@ async def _python_phases(
     results["memory_per_chat"] = await parked_memory(consumers.stub, toolwire_pid, chats)
 
 
-async def _go_phases(config: Path, fake_pid: int, fake_port: int, results: dict[str, object]) -> None:
-    """The concurrency rows with the Go load generator: toolwire with 1 and 2 processes and the floor
-    (bench/floor_server.py), interleaved, and the client-chosen window."""
+async def _go_phases(
+    config: Path, fake_pid: int, fake_port: int, workers: list[int], results: dict[str, object]
+) -> None:
+    """The concurrency rows with the Go load generator: toolwire with each of `workers` processes and
+    the floor (bench/floor_server.py), interleaved, and the client-chosen window."""
     sweep = [50, 500] if QUICK else [1, 50, 100, 200, 350, 500]
     burst = [100] if QUICK else [100, 200]
     log(
-        "the concurrency rows again, with the Go load generator: toolwire with 1 and 2 server processes "
-        "and the floor (grpc.aio + aiohttp with no relay logic, bench/floor_server.py), interleaved"
+        "the concurrency rows again, with the Go load generator: toolwire with "
+        + " and ".join(map(str, workers))
+        + " server processes and the floor (grpc.aio + aiohttp with no relay logic, "
+        "bench/floor_server.py), interleaved"
     )
     legs = config.parent / "floor-tool-legs.jsonl"
     floor = [sys.executable, str(BENCH / "floor_server.py"), str(fake_port), str(legs)]
@@ -496,7 +501,7 @@ async def _go_phases(config: Path, fake_pid: int, fake_port: int, results: dict[
             lambda extra: start_toolwire(config, extra=extra),
             lambda: start(floor, r"floor listening on (\S+)"),
             stop,
-            [1, 2],
+            workers,
             sweep,
             burst,
             log,

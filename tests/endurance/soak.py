@@ -16,10 +16,13 @@ resident size. After a warm-up the load runs in two equal halves, and:
 
 - tasks, descriptors and allocated blocks at the end are back near the baseline after the warm-up:
   objects, tasks or connections left behind by the ~20,000 chats show there;
-- the resident size grows no more in the second half than the tolerance. It is not compared with the
-  baseline: the allocator keeps the high water mark of the busiest moment (in the soak it rises
-  ~25-35 MiB over the first minutes, while the blocks after a collection stay within ~1%), and a
-  leak is what keeps growing under the same load.
+- the resident size ends within what the concurrency may hold at once over the baseline: a bound
+  per concurrent chat (`rss_per_chat_kib`) times the soak's concurrency, plus a tolerance. The
+  allocator keeps the high water mark of the busiest moment, and when that moment comes is chance:
+  in 180 s soaks at 300 chats the resident size rose 20-34 MiB, sometimes in the first half and
+  sometimes in the second, while the blocks after a collection stayed within ~1%. So the size is
+  judged against the load's width, not its length: a leak grows with the number of chats (~20,000
+  here) and passes the bound, a high water mark does not. Growth over each half is printed.
 
 `run()` returns a report; `soak/run.py` and the short version in test_soak.py print it and fail on any
 failed check.
@@ -95,10 +98,12 @@ class SoakConfig:
     concurrency: int = 300
     warmup_seconds: float = 15.0
     seed: int = 6
-    rss_tolerance_kib: int = 12 * MIB
-    """How much the server's RSS may grow over the second half of the load (allocator noise, a new
-    high water mark); a leak grows it by the chats the half ran."""
-    rss_tolerance_ratio: float = 0.08
+    rss_per_chat_kib: int = 128
+    """What one running chat may add to the server's resident size at its busiest: a slow reader's
+    queued text (up to two 32 KiB messages, outbox.py), its gRPC and HTTP buffers, its conversation
+    (a chat parked on a tool holds ~11 KiB). The soaks so far peaked at 70-115 KiB per concurrent chat."""
+    rss_tolerance_kib: int = 8 * MIB
+    """Added to the per-chat bound: the pools and caches the load fills once."""
     blocks_tolerance_ratio: float = 0.05
     """How far above the baseline the allocated blocks may end (caches filled by the load: the tool
     schema verdicts, interned strings, the provider's pools)."""
@@ -456,12 +461,12 @@ def _check(config: SoakConfig, report: Report) -> None:
             f"allocated blocks after a collection: {end['blocks']:,} at the end, {base['blocks']:,} after "
             f"the warm-up (allowed: +{blocks_allowed:,}): objects left behind"
         )
-    half = report.half
-    allowed = max(config.rss_tolerance_kib, int(half["rss_kib"] * config.rss_tolerance_ratio))
-    if end["rss_kib"] > half["rss_kib"] + allowed:
+    allowed = config.concurrency * config.rss_per_chat_kib + config.rss_tolerance_kib
+    if end["rss_kib"] > base["rss_kib"] + allowed:
         report.failures.append(
-            f"resident memory: {end['rss_kib'] // MIB} MiB at the end, {half['rss_kib'] // MIB} MiB at half "
-            f"time (allowed: +{allowed // MIB} MiB): still growing under the same load"
+            f"resident memory: {end['rss_kib'] // MIB} MiB at the end, {base['rss_kib'] // MIB} MiB "
+            f"after the warm-up (allowed: +{allowed // MIB} MiB, what {config.concurrency} chats may hold "
+            "at once): it grows with the number of chats"
         )
     if not report.chats or report.outcomes["OK"] < report.chats // 2:
         report.failures.append("fewer than half of the chats succeeded")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from toolwire.server.chat_count import ChatCountFile
+if TYPE_CHECKING:  # the type only: settings stay a plain module of values (chat_count maps a file)
+    from toolwire.server.chat_count import ChatCountFile
 
 MIB = 1024 * 1024
 

@@ -107,13 +107,13 @@ class ChatGate:
         """Why a new chat is refused; None: it is admitted (and counted in the shared count)."""
         if self._closed:
             return Ending(grpc.StatusCode.UNAVAILABLE, SHUTTING_DOWN)
-        if len(self._running) >= self._max_concurrent_chats:
-            return _too_many(f"{len(self._running)} chats are running")
         shared = self._shared_count
-        if shared is not None:
+        if shared is not None:  # the workers' count holds this worker's chats too
             running = shared.admit()
             if running is not None:
                 return _too_many(f"{running} chats are running on this server's {shared.workers} workers")
+        elif len(self._running) >= self._max_concurrent_chats:
+            return _too_many(f"{len(self._running)} chats are running")
         return None
 
     def _start_deadline(self, chat: asyncio.Task[object]) -> asyncio.TimerHandle | None:

@@ -15,6 +15,7 @@ from tests.conftest import SCRIPTS, start_request
 from tests.server.test_grpc import run_chat
 from toolwire.client import Client
 from toolwire.client.errors import ToolwireError
+from toolwire.server import refusal
 from toolwire.server.app import Server
 from toolwire.server.settings import ServerSettings
 from toolwire.v1 import chat_pb2 as pb
@@ -58,8 +59,8 @@ async def test_without_the_token_every_call_is_unauthenticated(make_server):
             await stub.ListModels(pb.ListModelsRequest())
         assert raised.value.code() is grpc.StatusCode.UNAUTHENTICATED
         assert "missing or wrong bearer token: set the authorization metadata" in raised.value.details()
-        # No write before the status: a write racing the server's refusal can turn the status into
-        # INTERNAL on grpcio's asyncio client (grpc/grpc#36066); the refusal needs no request.
+        # No write before the status: the refusal needs no request. (A client that writes first gets
+        # the same status: tests/e2e/test_refusals.py.)
         _, code, details = await run_chat(stub)
         assert code is grpc.StatusCode.UNAUTHENTICATED and TOKEN not in details
         wrong = (("authorization", "Bearer not-the-token"),)
@@ -187,3 +188,13 @@ async def test_a_chat_that_finishes_within_the_grace_is_ok(make_server):
                 await call.done_writing()
         assert events[-1].HasField("finish") and await call.code() is grpc.StatusCode.OK
         await stopping
+
+
+async def test_a_refused_chat_that_sends_nothing_is_refused_after_the_wait(make_server, monkeypatch):
+    """A refusal reads the client's start first (refusal.py), but does not wait for it forever."""
+    monkeypatch.setattr(refusal, "FIRST_MESSAGE_SECONDS", 0.2)
+    server = await make_server(auth_token=TOKEN)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        call = chat_pb2_grpc.ChatServiceStub(channel).Chat(timeout=60)
+        # UNAUTHENTICATED, not DEADLINE_EXCEEDED: the server stopped waiting and refused
+        assert await call.code() is grpc.StatusCode.UNAUTHENTICATED

@@ -13,6 +13,8 @@ from typing import Any
 
 import grpc
 
+from toolwire.server.refusal import refuse
+
 log = logging.getLogger(__name__)
 
 EXEMPT_PREFIX = "/grpc.health.v1.Health/"
@@ -55,17 +57,20 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
 def _refusing(handler: grpc.RpcMethodHandler[Any, Any], message: str) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler of the same kind as `handler` that ends the call with UNAUTHENTICATED."""
 
-    async def refuse(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+    async def refuse_streaming(requests: object, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        await refuse(context, grpc.StatusCode.UNAUTHENTICATED, message)  # see refusal.py
+
+    async def refuse_unary(request: object, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)  # the request came with the call
 
     serializers = {
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
     if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(refuse, **serializers)
+        return grpc.stream_stream_rpc_method_handler(refuse_streaming, **serializers)
     if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(refuse, **serializers)
+        return grpc.stream_unary_rpc_method_handler(refuse_streaming, **serializers)
     if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(refuse, **serializers)
-    return grpc.unary_unary_rpc_method_handler(refuse, **serializers)
+        return grpc.unary_stream_rpc_method_handler(refuse_unary, **serializers)
+    return grpc.unary_unary_rpc_method_handler(refuse_unary, **serializers)

@@ -25,6 +25,7 @@ import grpc
 from toolwire.server.chat_count import SharedChatCount
 from toolwire.server.chat_record import ChatRecord
 from toolwire.server.errors import ToolwireError
+from toolwire.server.refusal import refuse
 from toolwire.server.status import status_for, trailing_metadata_for
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class ChatGate:
         refusal = self._refusal()  # from here on the chat holds its place in the shared count
         if refusal is not None:
             record.log_outcome("refused", refusal.code.name, refusal.message)
-            await context.abort(refusal.code, refusal.message)
+            await refuse(context, refusal.code, refusal.message)
         chat: asyncio.Task[object] = asyncio.create_task(runner(record))
         self._running.add(chat)
         deadline = self._start_deadline(chat)

@@ -259,11 +259,13 @@ async def supervise(settings: ServerSettings) -> int:
     """Runs `settings.workers` worker processes on the listen addresses; returns the exit code.
     Raises OSError when an address cannot be reserved."""
     held, listen = reserve_ports(settings.listen)
-    chat_counts = create_count_file(settings.workers)
     try:
-        return await Supervisor(dataclasses.replace(settings, listen=listen), chat_counts).run()
+        chat_counts = create_count_file(settings.workers)
+        try:
+            return await Supervisor(dataclasses.replace(settings, listen=listen), chat_counts).run()
+        finally:
+            os.close(chat_counts)
     finally:
-        os.close(chat_counts)
         for each in held:
             each.close()
 

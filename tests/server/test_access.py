@@ -51,7 +51,8 @@ async def read_to_the_end(call) -> None:
         pass
 
 
-async def test_without_the_token_every_call_is_unauthenticated(make_server):
+async def test_without_the_token_every_call_is_unauthenticated(make_server, monkeypatch):
+    monkeypatch.setattr(refusal, "FIRST_MESSAGE_SECONDS", 0.2)  # the chat below sends no start
     server = await make_server(auth_token=TOKEN)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         stub = chat_pb2_grpc.ChatServiceStub(channel)
@@ -69,7 +70,8 @@ async def test_without_the_token_every_call_is_unauthenticated(make_server):
         assert raised.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_reflection_needs_the_token_and_health_does_not(make_server):
+async def test_reflection_needs_the_token_and_health_does_not(make_server, monkeypatch):
+    monkeypatch.setattr(refusal, "FIRST_MESSAGE_SECONDS", 0.2)  # the stream below sends no request
     server = await make_server(auth_token=TOKEN)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)

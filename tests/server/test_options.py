@@ -73,6 +73,7 @@ def test_the_token_comes_from_the_named_variable_and_never_shows_in_repr(tmp_pat
         ("[server]\nreflection = 1\n", {}, "server.reflection must be true or false (got 1)"),
         ("[server]\nlisten = 'localhost'\n", {}, "server.listen 'localhost' is not an address"),
         ("[server]\nlisten = 5\n", {}, "server.listen must be a string or a list of strings"),
+        ("[server]\nlisten = ':50051'\n", {}, "server.listen ':50051' has no host: write 127.0.0.1:50051 (this machine only), 0.0.0.0:50051"),  # noqa: E501
         ("[server]\nlog_format = 'xml'\n", {}, "server.log_format must be one of text, json (got 'xml')"),
         ("[server]\nlisten_on = '1'\n", {}, "unknown key server.listen_on; expected one of: listen,"),
         ("[server]\nshutdown_grace_seconds = -1\n", {}, "server.shutdown_grace_seconds must be at least 0"),

@@ -5,6 +5,7 @@ against stand-in worker commands (a worker that cannot start, one that keeps dyi
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import json
 import logging
@@ -81,6 +82,70 @@ def test_a_port_in_use_is_an_error_naming_the_address():
         str(raised.value)
         == f"could not listen on 127.0.0.1:{port}: the address is in use or not available here"
     )
+
+
+def resolving_to(monkeypatch, name: str, hosts: list[tuple[socket.AddressFamily, str]]) -> None:
+    """`name` resolves to `hosts` (as `localhost` does to 127.0.0.1 and ::1 on many machines)."""
+    real = socket.getaddrinfo
+
+    def fake(host, port, *args, **kwargs):
+        if host != name:
+            return real(host, port, *args, **kwargs)
+        return [(family, socket.SOCK_STREAM, 6, "", (where, port)) for family, where in hosts]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+
+
+def taken_by(family: socket.AddressFamily, host: str, port: int) -> bool:
+    """Whether a process without SO_REUSEPORT is kept off host:port."""
+    with socket.socket(family) as other:
+        try:
+            other.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def test_port_0_of_a_host_with_several_addresses_is_held_on_each_of_them(monkeypatch):
+    resolving_to(monkeypatch, "both.test", [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+    held, listen = workers.reserve_ports(["both.test:0"])
+    try:
+        port = int(listen[0].rsplit(":", 1)[1])
+        assert listen == (f"both.test:{port}",)
+        assert sorted(each.getsockname()[:2] for each in held) == [("127.0.0.1", port), ("::1", port)]
+        assert taken_by(socket.AF_INET, "127.0.0.1", port) and taken_by(socket.AF_INET6, "::1", port)
+    finally:
+        for each in held:
+            each.close()
+
+
+def test_a_port_taken_on_a_later_address_is_given_up_and_another_one_chosen(monkeypatch):
+    resolving_to(monkeypatch, "two.test", [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET, "127.0.0.2")])
+    tried: list[tuple[str, int]] = []
+    real_bind = workers._bind_reusable
+
+    def bind(family, host, port):
+        tried.append((host, port))
+        if host == "127.0.0.2" and len(tried) == 2:  # another process took the port in between
+            raise OSError(errno.EADDRINUSE, "Address already in use")
+        return real_bind(family, host, port)
+
+    monkeypatch.setattr(workers, "_bind_reusable", bind)
+    held, listen = workers.reserve_ports(["two.test:0"])
+    try:
+        port = int(listen[0].rsplit(":", 1)[1])
+        assert [host for host, _ in tried] == ["127.0.0.1", "127.0.0.2", "127.0.0.1", "127.0.0.2"]
+        assert tried[2][1] == 0 and tried[3][1] == port  # a second free port, held on both
+        assert [each.getsockname() for each in held] == [("127.0.0.1", port), ("127.0.0.2", port)]
+        assert not taken_by(socket.AF_INET, "127.0.0.1", tried[1][1]) or tried[1][1] == port
+    finally:
+        for each in held:
+            each.close()
+
+
+def test_a_host_that_does_not_resolve_is_an_error_naming_it():
+    with pytest.raises(OSError, match=r"could not listen on no-such-host\.invalid:0: "):
+        workers.reserve_ports(["no-such-host.invalid:0"])
 
 
 def test_the_restart_delay_grows_then_gives_up():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 UNIX_PREFIX = "unix:"
 
-_WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "[::1]", "": "127.0.0.1"}
+_WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "[::1]"}
 """Where a local client connects when the server listens on every interface."""
 
 
@@ -63,6 +63,11 @@ def parse_address(text: str) -> Address:
         raise AddressError(
             f"{text!r} is not an address: write host:port (127.0.0.1:50051, [::1]:50051, 0.0.0.0:50051) "
             "or unix:/path/to.sock"
+        )
+    if not host:  # gRPC refuses an empty host; say which one to write rather than fail to bind
+        raise AddressError(
+            f"{text!r} has no host: write 127.0.0.1:{port_text} (this machine only), "
+            f"0.0.0.0:{port_text} (every IPv4 interface) or [::]:{port_text} (every interface)"
         )
     if ":" in host and not (host.startswith("[") and host.endswith("]")):
         raise AddressError(f"{text!r}: put an IPv6 host in brackets, e.g. [{host}]:{port_text}")

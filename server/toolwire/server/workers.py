@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import pickle
@@ -59,16 +60,28 @@ def restart_delay(quick_exits: int) -> float | None:
     return min(0.5 * 2.0**quick_exits, 10.0)
 
 
+PORT_ATTEMPTS = 20
+"""Tries at one free port for every address a `host:0` resolves to, when another process takes it
+between two binds."""
+
+
 def reserve_ports(listen: Sequence[str]) -> tuple[list[socket.socket], tuple[str, ...]]:
     """Binds every (TCP) address of `listen` with SO_REUSEPORT, not listening; returns the sockets,
-    to keep open while the workers live, and the addresses with the chosen ports. Raises OSError."""
+    to keep open while the workers live, and the addresses with the chosen ports. Raises OSError.
+
+    A host that resolves to several addresses (`localhost` to 127.0.0.1 and ::1 on many machines) has
+    each of them bound on one port, as gRPC binds them in the workers."""
     held: list[socket.socket] = []
     addresses: list[str] = []
     try:
         for text in listen:
             address = parse_address(text)
-            held.append(_bind_reusable(address.host, address.port))
-            addresses.append(address.grpc_target(held[-1].getsockname()[1]))
+            if address.is_unix:  # nothing to reserve; settings refuse it with several workers
+                addresses.append(address.grpc_target())
+                continue
+            holders = _reserve(address.host, address.port)
+            held += holders
+            addresses.append(address.grpc_target(holders[0].getsockname()[1]))
     except OSError:
         for each in held:
             each.close()
@@ -76,21 +89,42 @@ def reserve_ports(listen: Sequence[str]) -> tuple[list[socket.socket], tuple[str
     return held, tuple(addresses)
 
 
-def _bind_reusable(host: str, port: int) -> socket.socket:
+def _reserve(host: str, port: int) -> list[socket.socket]:
+    """One holder per address `host` resolves to, all on `port` (or on one free port for 0)."""
     target = f"{host}:{port}"
     try:
-        family, kind, protocol, _, where = socket.getaddrinfo(
-            host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        holder = socket.socket(family, kind, protocol)
+        resolved = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
     except OSError as error:
         raise OSError(f"could not listen on {target}: {error.strerror or error}") from None
+    places = list(dict.fromkeys((family, str(where[0])) for family, *_, where in resolved))
+    for _ in range(PORT_ATTEMPTS if port == 0 and len(places) > 1 else 1):
+        holders: list[socket.socket] = []
+        try:
+            for family, where_host in places:
+                chosen = holders[0].getsockname()[1] if holders else port
+                holders.append(_bind_reusable(family, where_host, chosen))
+            return holders
+        except OSError as error:
+            for each in holders:
+                each.close()
+            taken_later = bool(holders) and port == 0 and error.errno == errno.EADDRINUSE
+            if not taken_later:
+                raise OSError(
+                    f"could not listen on {target}: the address is in use or not available here"
+                ) from None
+    raise OSError(f"could not listen on {target}: no port was free on all of its {len(places)} addresses")
+
+
+def _bind_reusable(family: int, host: str, port: int) -> socket.socket:
+    holder = socket.socket(family, socket.SOCK_STREAM)
     try:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        holder.bind(where)
+        holder.bind((host, port))
     except OSError:
         holder.close()
-        raise OSError(f"could not listen on {target}: the address is in use or not available here") from None
+        raise
     return holder
 
 

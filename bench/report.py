@@ -83,29 +83,41 @@ def _mark(holds: bool | None) -> str:
     return "" if holds is None else ("✅" if holds else "❌")
 
 
-def _fig(results: dict[str, Any], key: str) -> dict[str, Any]:
-    return results[key]
+def _each(figures: dict[str, Any], attribute: str, q: float) -> dict[str, float]:
+    """Each path's `q`th percentile of `attribute`."""
+    return {path: percentile(getattr(figures[path], attribute), q) for path in figures}
+
+
+def _added_p50(figures: dict[str, Any], attribute: str) -> float:
+    """toolwire's p50 of `attribute` minus the direct SDK's."""
+    return percentile(getattr(figures["toolwire"], attribute), 50) - percentile(
+        getattr(figures["direct"], attribute), 50
+    )
+
+
+def _mean(flat: dict[str, Any], path: str, key: str) -> float:
+    values = [run[key] for run in flat.get(path, [])]
+    return sum(values) / len(values) if values else float("nan")
 
 
 def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    paths = results["paths"]
-    rows = _Rows(paths)
+    """docs/performance.md's generated section, and the rows (for the verdicts)."""
+    rows = _Rows(results["paths"])
+    one_stream = _latency_rows(rows, results)
+    _delivery_rows(rows, results)
+    _throughput_rows(rows, results)
+    _concurrency_rows(rows, results, one_stream)
+    _memory_and_peer_rows(rows, results)
+    return _render(rows, results), {"rows": rows}
+
+
+def _latency_rows(rows: _Rows, results: dict[str, Any]) -> dict[str, float]:
+    """TTFT, gap and tool round trip rows; returns the direct SDK's one-stream p99s (TTFT, gap), the
+    floor the concurrency rows are measured against."""
     single = results["single"]
     first = results.get("first_token") or single  # runs before it measured TTFT on `single`
     tool = results["tool"]
     burst = results["burst"]
-    sweep = results["sweep"]
-    flat = results["flat"]
-    cores = int(results["machine"]["nproc"])
-
-    def each(figures: dict[str, Any], attribute: str, q: float) -> dict[str, float]:
-        return {path: percentile(getattr(figures[path], attribute), q) for path in figures}
-
-    def added_p50(figures: dict[str, Any], attribute: str) -> float:
-        return percentile(getattr(figures["toolwire"], attribute), 50) - percentile(
-            getattr(figures["direct"], attribute), 50
-        )
-
     one = {
         "ttft_ms": percentile(first["direct"].ttft_ms, 99),
         "gap_jitter_ms": percentile(single["direct"].gap_jitter_ms, 99),
@@ -113,54 +125,58 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     chats = f"; {len(first['direct'].ttft_ms)} chats"
     floor_note = "; added vs direct at 1 stream"
     go = results.get("go") or {}
-    floor = results.get("go_floor") or None
     consumer_note = "; Python consumer" if go else ""
     concurrency_bar = (lambda bar: None) if go else (lambda bar: bar)  # then judged on the Go rows
-    rows.added(f"TTFT p50, 1 stream (ms{chats})", each(first, "ttft_ms", 50), 0.5)
+    rows.added(f"TTFT p50, 1 stream (ms{chats})", _each(first, "ttft_ms", 50), 0.5)
     rows.added(
-        f"TTFT p99, 1 stream (ms{chats})", each(first, "ttft_ms", 99), 2, also=added_p50(first, "ttft_ms")
+        f"TTFT p99, 1 stream (ms{chats})", _each(first, "ttft_ms", 99), 2, also=_added_p50(first, "ttft_ms")
     )
     if 100 in burst:
-        rows.added("TTFT p50, 100 streams (ms)", each(burst[100], "ttft_ms", 50), None)
-        rows.added(f"TTFT p99, 100 streams (ms{floor_note}{consumer_note})", each(burst[100], "ttft_ms", 99),
+        rows.added("TTFT p50, 100 streams (ms)", _each(burst[100], "ttft_ms", 50), None)
+        rows.added(f"TTFT p99, 100 streams (ms{floor_note}{consumer_note})", _each(burst[100], "ttft_ms", 99),
                    concurrency_bar(5), floor=one["ttft_ms"])  # fmt: skip
-    rows.added("chunk delivery lag p50, 1 stream (ms)", each(single, "lag_ms", 50), None)
-    rows.added("chunk delivery lag p99, 1 stream (ms)", each(single, "lag_ms", 99), None)
-    rows.added("gap between chunks − sent gap, p99, 1 stream (ms)", each(single, "gap_jitter_ms", 99), 1)
+    rows.added("chunk delivery lag p50, 1 stream (ms)", _each(single, "lag_ms", 50), None)
+    rows.added("chunk delivery lag p99, 1 stream (ms)", _each(single, "lag_ms", 99), None)
+    rows.added("gap between chunks − sent gap, p99, 1 stream (ms)", _each(single, "gap_jitter_ms", 99), 1)
     if 200 in burst:
         rows.added(
             f"gap between chunks − sent gap, p99, 200 streams (ms{floor_note}{consumer_note})",
-            each(burst[200], "gap_jitter_ms", 99),
+            _each(burst[200], "gap_jitter_ms", 99),
             concurrency_bar(2),
             floor=one["gap_jitter_ms"],
         )
-        rows.added("chunk delivery lag p99, 200 streams at 50/s (ms)", each(burst[200], "lag_ms", 99), None)
-    rows.added("last ToolResult → next request at provider, p50 (ms)", each(tool, "tool_ms", 50), None)
+        rows.added("chunk delivery lag p99, 200 streams at 50/s (ms)", _each(burst[200], "lag_ms", 99), None)
+    rows.added("last ToolResult → next request at provider, p50 (ms)", _each(tool, "tool_ms", 50), None)
     rows.added(
         f"last ToolResult → next request at provider, p99 (ms{consumer_note})",
-        each(tool, "tool_ms", 99),
+        _each(tool, "tool_ms", 99),
         concurrency_bar(1),
-        also=added_p50(tool, "tool_ms"),
+        also=_added_p50(tool, "tool_ms"),
     )
+    return one
 
+
+def _delivery_rows(rows: _Rows, results: dict[str, Any]) -> None:
+    """Chunks lost or reordered and streams failed, over every Python-consumer phase."""
+    paths = results["paths"]
     lost = {path: float(sum(f.lost_or_reordered for f in _all_figures(results, path))) for path in paths}
     errors = {path: float(sum(len(f.errors) for f in _all_figures(results, path))) for path in paths}
     rows.plain("streams with a chunk lost or reordered", lost, "0", lost.get("toolwire", 1) == 0, 0)
     rows.plain("streams that failed", errors, "0", errors.get("toolwire", 1) == 0, 0)
 
-    def mean(path: str, key: str) -> float:
-        values = [run[key] for run in flat.get(path, [])]
-        return sum(values) / len(values) if values else float("nan")
 
-    rate = {path: mean(path, "chunks_per_s") for path in paths}
+def _throughput_rows(rows: _Rows, results: dict[str, Any]) -> None:
+    """Flat-out chunks/s, CPU per chunk (relay, consumer, our own code) and chunks per message."""
+    paths, flat = results["paths"], results["flat"]
+    rate = {path: _mean(flat, path, "chunks_per_s") for path in paths}
     rows.plain("flat out, 4 streams: chunks/s", rate, "≥ 10,000/s per process", rate["toolwire"] >= 10000, 0)
     relay_cpu = {
-        "toolwire": mean("toolwire", "relay_cpu_us"),
-        "litellm": mean("litellm", "relay_cpu_us"),
-        "direct": mean("direct", "consumer_cpu_us"),
+        "toolwire": _mean(flat, "toolwire", "relay_cpu_us"),
+        "litellm": _mean(flat, "litellm", "relay_cpu_us"),
+        "direct": _mean(flat, "direct", "consumer_cpu_us"),
     }
     rows.plain("CPU µs per chunk: relay process (direct: the SDK consumer)", relay_cpu, "", None, 1)
-    consumer_cpu = {path: mean(path, "consumer_cpu_us") for path in paths}
+    consumer_cpu = {path: _mean(flat, path, "consumer_cpu_us") for path in paths}
     rows.plain("CPU µs per chunk: the consumer process", consumer_cpu, "", None, 1)
     ours_share = results["profile"].get("ours: toolwire.server (+ jiter)", float("nan"))
     ours_profiled = ours_share * relay_cpu["toolwire"]
@@ -175,92 +191,88 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         f"**{_fmt(ours_us, 1)}** | | | | | | ≤ 25 µs {_mark(ours_us <= 25)} |"
     )
     rows.verdicts.append((f"our own code: {ours_us:.1f} µs per chunk (≤ 25)", "ours", ours_us <= 25))
-    per_msg = {path: mean(path, "chunks_per_message") for path in paths}
+    per_msg = {path: _mean(flat, path, "chunks_per_message") for path in paths}
     rows.plain("chunks per delivered message (coalescing)", per_msg, "", None, 2)
 
+
+def _concurrency_rows(rows: _Rows, results: dict[str, Any], one_stream: dict[str, float]) -> None:
+    """The sweep's top concurrency, then the Go load generator's bars and its lost/failed count."""
+    sweep = results["sweep"]
+    go = results.get("go") or {}
+    floor = results.get("go_floor") or None
     top = max(sweep["toolwire"])
     sustained = {
         path: percentile(sweep[path][top].lag_ms, 99) if top in sweep[path] else float("nan")
         for path in sweep
     }
     rows.plain(
-        f"delivery lag p99, {top} chats at 20 chunks/s (ms{consumer_note})",
+        f"delivery lag p99, {top} chats at 20 chunks/s (ms{'; Python consumer' if go else ''})",
         sustained,
         "" if go else "≤ 50 ms",
         None if go else sustained["toolwire"] <= 50,
         1,
     )
-    if go:
-        go_lines, go_verdicts = report_go.bars(go, one["ttft_ms"], one["gap_jitter_ms"], floor)
-        rows.lines.extend(go_lines)
-        rows.verdicts.extend(go_verdicts)
-        go_lost, go_failed = report_go.lost_and_failed({**go, 0: floor} if floor else go)  # the floor too
-        rows.verdicts.append(
-            (f"Go load generator runs (the floor too): {go_lost} streams lost or reordered a chunk, "
-             f"{go_failed} chats failed",
-             "go-lost", go_lost == 0 and go_failed == 0)
-        )  # fmt: skip
+    if not go:
+        return
+    go_lines, go_verdicts = report_go.bars(go, one_stream["ttft_ms"], one_stream["gap_jitter_ms"], floor)
+    rows.lines.extend(go_lines)
+    rows.verdicts.extend(go_verdicts)
+    go_lost, go_failed = report_go.lost_and_failed({**go, 0: floor} if floor else go)  # the floor too
+    rows.verdicts.append(
+        (f"Go load generator runs (the floor too): {go_lost} streams lost or reordered a chunk, "
+         f"{go_failed} chats failed",
+         "go-lost", go_lost == 0 and go_failed == 0)
+    )  # fmt: skip
+
+
+def _memory_and_peer_rows(rows: _Rows, results: dict[str, Any]) -> None:
+    """Memory per chat waiting on a tool, and LiteLLM's added TTFT against toolwire's."""
     memory = results["memory_per_chat"] / 1024
     rows.lines.append(
         f"| server memory per chat waiting on a tool (KiB) | | **{memory:.1f}** | | | | | | < 64 KiB "
         f"{_mark(memory < 64)} |"
     )
     rows.verdicts.append((f"memory per parked chat: {memory:.1f} KiB (< 64)", "memory", memory < 64))
-
-    if "litellm" in paths:
-        added_tw = added_p50(first, "ttft_ms")
-        added_ll = percentile(first["litellm"].ttft_ms, 50) - percentile(first["direct"].ttft_ms, 50)
-        ok = added_ll >= 10 * added_tw
-        rows.verdicts.append(
-            (
-                f"LiteLLM adds {added_ll:.2f} ms TTFT p50, toolwire {added_tw:.2f} ms (bar: ≥ 10× less)",
-                "ll",
-                ok,
-            )
+    if "litellm" not in results["paths"]:
+        return
+    first = results.get("first_token") or results["single"]
+    added_tw = _added_p50(first, "ttft_ms")
+    added_ll = percentile(first["litellm"].ttft_ms, 50) - percentile(first["direct"].ttft_ms, 50)
+    rows.verdicts.append(
+        (
+            f"LiteLLM adds {added_ll:.2f} ms TTFT p50, toolwire {added_tw:.2f} ms (bar: ≥ 10× less)",
+            "ll",
+            added_ll >= 10 * added_tw,
         )
+    )
 
-    header = (
-        "| figure | direct SDK | toolwire | LiteLLM | toolwire added | LiteLLM added | toolwire ÷ direct "
-        "| LiteLLM ÷ toolwire (added) | bar |\n|---|---:|---:|---:|---:|---:|---:|---:|---|"
-    )
-    sweep_table = _sweep_table(sweep)
-    go_table = (
-        "**The same with the Go load generator, at steady load** (bench/loadgen; toolwire with each "
-        "process count, `--workers`, and the floor run at once, each scenario on all of them back to back "
-        "in a shuffled order; 8 connections; the first run of each scenario; the streams start spread "
-        "over one chat's 3 s, each "
-        "runs 3 chats, the first left out, so the figures cover all N streaming at once; server CPU is "
-        "the whole process tree's, idle time included, per chunk relayed; *floor* is bench/floor_server.py, "
-        "grpc.aio + aiohttp relaying the same stream with no logic at all):\n\n"
-        + report_go.sweep_table(go, floor)
-        + ("\n\n" + report_go.capacity(floor, cores) if floor else "")
-        + (
-            "\n\n**The client-chosen window** (`ChatStart.text_coalesce_window`, 1 process): the "
-            "first text of a model round goes out at once, later text is held up to the window and "
-            "sent as one message; the same scenario without it beside each:\n\n" + report_go.window_table(go)
-            if report_go.window_table(go)
-            else ""
-        )
-        if go
-        else "The Go load generator phase did not run (no Go toolchain, or its build failed)."
-    )
+
+def _profile_section(results: dict[str, Any]) -> str:
+    if not results["profile"]:
+        return "**Where the server's CPU goes**: the profiled run came out empty this time."
     profile = "\n".join(f"| {name} | {share:.1%} |" for name, share in results["profile"].items())
     top_functions = "\n".join(
         f"| `{where}` | {seconds * 1e3:.0f} | {calls:,} |"
         for where, seconds, calls in results["profile_top"][:20]
     )
+    profiled = results["profiled"] or {"chunks_per_s": float("nan"), "relay_cpu_us": float("nan")}
+    return PROFILE_TEMPLATE.format(profiled=profiled, profile=profile, top_functions=top_functions)
+
+
+def _render(rows: _Rows, results: dict[str, Any]) -> str:
+    header = (
+        "| figure | direct SDK | toolwire | LiteLLM | toolwire added | LiteLLM added | toolwire ÷ direct "
+        "| LiteLLM ÷ toolwire (added) | bar |\n|---|---:|---:|---:|---:|---:|---:|---:|---|"
+    )
     machine = results["machine"]
     load = f"load average {results['load_before'][0]:.1f} before, {results['load_after'][0]:.1f} after"
     versions = ", ".join(f"{name} {version}" for name, version in results["versions"].items())
     verdicts = "\n".join(f"- {_mark(holds)} {text}" for text, _, holds in rows.verdicts)
-    profiled = results["profiled"] or {"chunks_per_s": float("nan"), "relay_cpu_us": float("nan")}
-    profile_section = (
-        PROFILE_TEMPLATE.format(profiled=profiled, profile=profile, top_functions=top_functions)
-        if results["profile"]
-        else "**Where the server's CPU goes**: the profiled run came out empty this time."
-    )
     quick = " **Quick run (BENCH_QUICK=1): few samples.**" if results["quick"] else ""
-    text = f"""{BEGIN}
+    go_section = report_go.section(
+        results.get("go") or {}, results.get("go_floor") or None, int(machine["nproc"])
+    )
+    return f"""{BEGIN}
 
 Machine: {machine["nproc"]} cores, {machine["cpu"]}, {machine["memory"]}, Linux {machine["kernel"]},
 Python {machine["python"]}. Versions: {versions}.{quick}
@@ -278,16 +290,15 @@ Latencies in ms; "added" is the path's figure minus the direct SDK's.
 **Delivery lag against concurrency** (every chat streams 60 chunks 50 ms apart, all started at
 once; lag = arrival at the consumer − send time at the provider; ms). Python consumers, interleaved:
 
-{sweep_table}
+{_sweep_table(results["sweep"])}
 
-{go_table}
+{go_section}
 
 ![delivery lag p99 against concurrent chats](performance-lag.png)
 
-{profile_section}
+{_profile_section(results)}
 
 {END}"""
-    return text, {"rows": rows}
 
 
 PROFILE_TEMPLATE = """**Where the server's CPU goes** (cProfile of the server's main thread, self time,

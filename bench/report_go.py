@@ -255,6 +255,32 @@ def window_table(go: dict[int, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def section(go: dict[int, dict[str, Any]], floor: dict[str, Any] | None, cores: int) -> str:
+    """docs/performance.md's Go load generator part: steady load per process count beside the
+    floor, what that load costs in cores, and the client-chosen window."""
+    if not go:
+        return "The Go load generator phase did not run (no Go toolchain, or its build failed)."
+    window = window_table(go)
+    return (
+        "**The same with the Go load generator, at steady load** (bench/loadgen; toolwire with each "
+        "process count, `--workers`, and the floor run at once, each scenario on all of them back to back "
+        "in a shuffled order; 8 connections; the first run of each scenario; the streams start spread "
+        "over one chat's 3 s, each "
+        "runs 3 chats, the first left out, so the figures cover all N streaming at once; server CPU is "
+        "the whole process tree's, idle time included, per chunk relayed; *floor* is bench/floor_server.py, "
+        "grpc.aio + aiohttp relaying the same stream with no logic at all):\n\n"
+        + sweep_table(go, floor)
+        + ("\n\n" + capacity(floor, cores) if floor else "")
+        + (
+            "\n\n**The client-chosen window** (`ChatStart.text_coalesce_window`, 1 process): the "
+            "first text of a model round goes out at once, later text is held up to the window and "
+            "sent as one message; the same scenario without it beside each:\n\n" + window
+            if window
+            else ""
+        )
+    )
+
+
 def lost_and_failed(go: dict[int, dict[str, Any]]) -> tuple[int, int]:
     """Streams with a chunk lost or reordered, and chats that failed, over every Go run (the bars'
     repeated runs included)."""

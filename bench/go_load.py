@@ -1,6 +1,6 @@
 """The benchmark's concurrency phase driven by the Go load generator (bench/loadgen).
 
-The Python consumers of bench/run.py cost ~170 µs of CPU per received message; at hundreds of
+The Python consumers (bench/consumers.py) cost ~170 µs of CPU per received message; at hundreds of
 streams they, not the relay, saturate the 2-core machine. This phase runs the concurrency rows of
 the bar against toolwire with each process count (`--workers`) and against the floor, with the load
 generator in Go, and records the server's CPU (the whole process tree) for each run:

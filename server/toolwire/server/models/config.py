@@ -8,6 +8,7 @@ which key of which file is wrong and what it should be.
 from __future__ import annotations
 
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -146,6 +147,9 @@ def _provider(
         raise ConfigError(
             f"{source}: {where}.base_url is missing: set the server's URL, e.g. http://127.0.0.1:11434/v1"
         )
+    if base_url is not None:
+        from_environment = f" (from {built_in[2]})" if built_in and "base_url" not in table else ""
+        _check_url(base_url, f"{source}: {where}.base_url{from_environment}")
     number = (int, float)
     return ProviderSettings(
         name=name,
@@ -170,6 +174,22 @@ _PROVIDER_KEYS = (
     "api", "api_key_env", "api_key_required", "base_url", "models", "timeout_seconds",
     "connect_timeout_seconds", "preset", "quirks", "max_tokens", "extra_body", "extra_headers",
 )  # fmt: skip
+
+
+def _check_url(url: str, where: str) -> None:
+    """Raises ConfigError unless `url` is an http(s) URL with a host (the SDK and aiohttp would
+    otherwise fail on it at the first request, or mangle it)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # raises for a port that is not a number
+    except ValueError as error:
+        raise ConfigError(
+            f"{where} {url!r} is not a URL ({error}): write e.g. http://127.0.0.1:11434/v1"
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{where} {url!r} must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:11434/v1"
+        )
 
 
 def _quirks(table: Mapping[str, Any], source: str, where: str) -> OpenAIQuirks:

@@ -1,11 +1,15 @@
-"""Providers reached over HTTP: one transport per configured provider, one adapter per wire API."""
+"""Providers reached over HTTP: one transport per configured provider, one adapter per wire API.
+
+The official SDK of a provider's wire API decides its URL and headers. It is imported only for a
+provider that can be used (its key is set, or it needs none), when the server starts: importing
+openai and anthropic takes ~3 s here, three quarters of a server's start-up, and a server that
+serves no such provider (the scripted models, or an OpenAI key only) should not pay for them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-import anthropic
-import openai
+from typing import TYPE_CHECKING
 
 from toolwire.server.errors import FailedPrecondition
 from toolwire.server.models.anthropic_messages import AnthropicModel
@@ -13,6 +17,10 @@ from toolwire.server.models.base import Model, ModelInfo
 from toolwire.server.models.config import ProviderSettings
 from toolwire.server.models.openai_chat import OpenAIChatModel
 from toolwire.server.models.transport import Endpoint, ProviderTransport, sdk_headers
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+    from openai import AsyncOpenAI
 
 _API_NAMES = {"openai": "Chat Completions API", "anthropic": "Messages API"}
 _NO_KEY = "not-needed"  # the SDKs insist on a key; local servers ignore it
@@ -25,6 +33,8 @@ class RemoteProvider:
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
         self._transport: ProviderTransport | None = None
+        self._endpoint = self._make_endpoint() if self.usable else None
+        """Made now, so that the SDK is imported at start-up, never on the event loop mid-serving."""
 
     @property
     def name(self) -> str:
@@ -64,17 +74,12 @@ class RemoteProvider:
     def transport(self) -> ProviderTransport:
         """The provider's transport, made on first use."""
         if self._transport is None:
-            self._transport = ProviderTransport(self._endpoint())
+            self._transport = ProviderTransport(self._endpoint or self._make_endpoint())
         return self._transport
 
-    def _endpoint(self) -> Endpoint:
+    def _make_endpoint(self) -> Endpoint:
         settings = self.settings
-        api_key = settings.api_key or _NO_KEY
-        client: openai.AsyncOpenAI | anthropic.AsyncAnthropic
-        if settings.wire_api == "anthropic":
-            client = anthropic.AsyncAnthropic(api_key=api_key, base_url=settings.base_url)
-        else:
-            client = openai.AsyncOpenAI(api_key=api_key, base_url=settings.base_url)
+        client = _sdk_client(settings.wire_api, settings.api_key or _NO_KEY, settings.base_url)
         return Endpoint(
             provider=settings.name,
             base_url=str(client.base_url).rstrip("/"),
@@ -83,6 +88,17 @@ class RemoteProvider:
             timeout_seconds=settings.timeout_seconds,
             connect_timeout_seconds=settings.connect_timeout_seconds,
         )
+
+
+def _sdk_client(wire_api: str, api_key: str, base_url: str | None) -> AsyncOpenAI | AsyncAnthropic:
+    """The official SDK's async client for `wire_api`; its package is imported here (module doc)."""
+    if wire_api == "anthropic":
+        import anthropic
+
+        return anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url)
+    import openai
+
+    return openai.AsyncOpenAI(api_key=api_key, base_url=base_url)
 
 
 def _secrets(api_key: str | None, auth_headers: Mapping[str, object]) -> tuple[str, ...]:

@@ -124,11 +124,11 @@ def test_a_port_taken_on_a_later_address_is_given_up_and_another_one_chosen(monk
     tried: list[tuple[str, int]] = []
     real_bind = workers._bind_reusable
 
-    def bind(family, host, port):
-        tried.append((host, port))
-        if host == "127.0.0.2" and len(tried) == 2:  # another process took the port in between
+    def bind(family, where):
+        tried.append(where)
+        if where[0] == "127.0.0.2" and len(tried) == 2:  # another process took the port in between
             raise OSError(errno.EADDRINUSE, "Address already in use")
-        return real_bind(family, host, port)
+        return real_bind(family, where)
 
     monkeypatch.setattr(workers, "_bind_reusable", bind)
     held, listen = workers.reserve_ports(["two.test:0"])

@@ -32,6 +32,7 @@ import socket
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from toolwire.server.addresses import parse_address
 from toolwire.server.chat_count import ChatCountFile, create_count_file, zero_count
@@ -98,13 +99,14 @@ def _reserve(host: str, port: int) -> list[socket.socket]:
         )
     except OSError as error:
         raise OSError(f"could not listen on {target}: {error.strerror or error}") from None
-    places = list(dict.fromkeys((family, str(where[0])) for family, *_, where in resolved))
+    # (family, address without the port): an IPv6 address keeps its flow info and scope id
+    places = list(dict.fromkeys((family, (str(where[0]), *where[2:])) for family, *_, where in resolved))
     for _ in range(PORT_ATTEMPTS if port == 0 and len(places) > 1 else 1):
         holders: list[socket.socket] = []
         try:
-            for family, where_host in places:
+            for family, (where_host, *v6_rest) in places:
                 chosen = holders[0].getsockname()[1] if holders else port
-                holders.append(_bind_reusable(family, where_host, chosen))
+                holders.append(_bind_reusable(family, (where_host, chosen, *v6_rest)))
             return holders
         except OSError as error:
             for each in holders:
@@ -117,11 +119,11 @@ def _reserve(host: str, port: int) -> list[socket.socket]:
     raise OSError(f"could not listen on {target}: no port was free on all of its {len(places)} addresses")
 
 
-def _bind_reusable(family: int, host: str, port: int) -> socket.socket:
+def _bind_reusable(family: int, where: tuple[Any, ...]) -> socket.socket:
     holder = socket.socket(family, socket.SOCK_STREAM)
     try:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        holder.bind((host, port))
+        holder.bind(where)
     except OSError:
         holder.close()
         raise

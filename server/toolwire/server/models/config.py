@@ -177,8 +177,8 @@ _PROVIDER_KEYS = (
 
 
 def _check_url(url: str, where: str) -> None:
-    """Raises ConfigError unless `url` is an http(s) URL with a host (the SDK and aiohttp would
-    otherwise fail on it at the first request, or mangle it)."""
+    """Raises ConfigError unless `url` is an http(s) URL with a host. Otherwise the SDK client made
+    at start-up (remote.py) stops the server with a traceback, or the first request fails."""
     try:
         parts = urllib.parse.urlsplit(url)
         _ = parts.port  # raises for a port that is not a number

@@ -3,10 +3,6 @@ policy, and error messages that name the wrong key. Pure functions: nothing here
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -400,36 +396,3 @@ def test_a_base_url_from_the_environment_that_is_not_a_url_names_the_variable():
     assert str(caught.value).startswith(
         f"{SOURCE}: providers.openai.base_url (from OPENAI_BASE_URL) 'api.example.com/v1' must be an http://"
     )
-
-
-SDK_IMPORTS = """
-import json, sys
-from toolwire.server.app import default_registry
-from toolwire.server.setup import settings_from
-default_registry(settings_from(None, {}, {}), dict(sys.argv[1:] and [sys.argv[1].split("=", 1)]))
-print(json.dumps({name: name in sys.modules for name in ("openai", "anthropic")}))
-"""
-
-
-@pytest.mark.parametrize(
-    ("environment", "imported"),
-    [
-        ((), {"openai": False, "anthropic": False}),
-        (("OPENAI_API_KEY=sk-test",), {"openai": True, "anthropic": False}),
-        (("ANTHROPIC_API_KEY=sk-ant-test",), {"openai": False, "anthropic": True}),
-    ],
-)
-def test_a_server_imports_only_the_sdks_of_the_providers_it_can_use(environment, imported):
-    """Importing openai and anthropic is ~3 s, three quarters of a server's start-up: a server
-    with no key set (the scripted models) imports neither, one with a key imports only its SDK,
-    and does so while it starts, not at its first chat."""
-    clean = {key: value for key, value in os.environ.items() if not key.endswith(("_API_KEY", "_BASE_URL"))}
-    result = subprocess.run(
-        [sys.executable, "-c", SDK_IMPORTS, *environment],
-        capture_output=True,
-        text=True,
-        env=clean,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == imported

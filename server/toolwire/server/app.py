@@ -19,7 +19,6 @@ from grpc_reflection.v1alpha import reflection
 
 from toolwire.server.addresses import remove_unix_socket
 from toolwire.server.auth import BearerTokenInterceptor
-from toolwire.server.grpc_spans import server_spans
 from toolwire.server.listeners import bind
 from toolwire.server.logs import SECRETS
 from toolwire.server.models import config
@@ -55,6 +54,9 @@ def _tracing_interceptors(telemetry: TelemetrySetup) -> list[grpc.aio.ServerInte
     """The gRPC server spans (parents of the chat spans), when traces are exported."""
     if telemetry.tracer_provider is None:
         return []
+    # Imported only when traces are exported: the instrumentation package is ~60 ms of start-up.
+    from toolwire.server.grpc_spans import server_spans
+
     return [server_spans(telemetry.tracer_provider)]
 
 

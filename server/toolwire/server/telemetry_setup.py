@@ -5,6 +5,8 @@ endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOI
 same way with OTEL_METRICS_EXPORTER and OTEL_EXPORTER_OTLP_METRICS_ENDPOINT. OTEL_SDK_DISABLED=true
 turns everything off. The exporters read the rest themselves: endpoint, headers, certificates,
 timeouts, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_METRIC_EXPORT_INTERVAL, OTEL_BSP_*.
+
+The SDK is imported only when something is exported (~60 ms of a server's start-up otherwise).
 """
 
 from __future__ import annotations
@@ -12,20 +14,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    ConsoleMetricExporter,
-    MetricExporter,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from typing import TYPE_CHECKING
 
 from toolwire.server.models.config import ConfigError
 from toolwire.server.telemetry import CAPTURE_CONTENT_VARIABLE, NO_TELEMETRY, ChatTelemetry
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 EXPORTERS = ("otlp", "console", "none")
 
@@ -58,6 +56,12 @@ def telemetry_from_environment(environment: Mapping[str, str]) -> TelemetrySetup
     metric_exporters = _exporters(environment, "METRICS")
     if not trace_exporters and not metric_exporters:
         return TelemetrySetup(NO_TELEMETRY)
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     resource = Resource.create({"service.name": environment.get("OTEL_SERVICE_NAME") or "toolwire",
                                 "service.version": _version()})  # fmt: skip
     tracer_provider = meter_provider = None
@@ -107,6 +111,8 @@ def _check_protocol(environment: Mapping[str, str], signal: str) -> None:
 
 def _span_exporter(name: str) -> SpanExporter:
     if name == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
         return ConsoleSpanExporter()
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
@@ -115,6 +121,8 @@ def _span_exporter(name: str) -> SpanExporter:
 
 def _metric_exporter(name: str) -> MetricExporter:
     if name == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
         return ConsoleMetricExporter()
     from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 

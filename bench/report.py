@@ -108,6 +108,7 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     _throughput_rows(rows, results)
     _concurrency_rows(rows, results, one_stream)
     _memory_and_peer_rows(rows, results)
+    _startup_rows(rows, results)
     return _render(rows, results), {"rows": rows}
 
 
@@ -257,6 +258,16 @@ def _profile_section(results: dict[str, Any]) -> str:
     )
     profiled = results["profiled"] or {"chunks_per_s": float("nan"), "relay_cpu_us": float("nan")}
     return PROFILE_TEMPLATE.format(profiled=profiled, profile=profile, top_functions=top_functions)
+
+
+def _startup_rows(rows: _Rows, results: dict[str, Any]) -> None:
+    """A server's start-up per set of provider keys (bench/startup.py; runs before it had none)."""
+    rounds = results.get("startup_rounds", 0)
+    for keys, figures in (results.get("startup") or {}).items():
+        rows.lines.append(
+            f"| server start to `listening` with {keys} (s / MiB resident then; median of {rounds}) "
+            f"| | {_fmt(figures['seconds'])} s / {figures['rss_mib']:.0f} MiB | | | | | | |"
+        )
 
 
 def _render(rows: _Rows, results: dict[str, Any]) -> str:

@@ -44,6 +44,7 @@ from bench.processes import (
     stop,
     toolwire_config,
 )
+from bench.startup import startup
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 
@@ -117,6 +118,10 @@ async def main() -> dict[str, object]:
         "quick": QUICK,
         "load_before": os.getloadavg(),
     }
+    rounds = 3 if QUICK else 7
+    log(f"server start-up: {rounds} starts for each set of provider keys, in turns")
+    results["startup"] = startup(rounds)
+    results["startup_rounds"] = rounds
     directory = Path(tempfile.mkdtemp(prefix="toolwire-bench-"))
     fake, fake_port_text = start([sys.executable, str(BENCH / "fake_provider.py")], r"listening on (\d+)")
     fake_port = int(fake_port_text)

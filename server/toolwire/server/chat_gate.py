@@ -164,7 +164,7 @@ class ChatGate:
         return grpc.StatusCode.OK, "", ()
 
     def close(self) -> None:
-        """From now on a new chat ends at once with UNAVAILABLE."""
+        """From now on a new chat is refused with UNAVAILABLE (once its start arrives: refusal.py)."""
         self._closed = True
 
     async def drain(self, grace_seconds: float) -> None:

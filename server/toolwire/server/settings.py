@@ -68,8 +68,8 @@ class ServerSettings:
     reflection: bool = True
     """Serve grpc.reflection (grpcurl and friends need no proto files)."""
     max_concurrent_chats: int = 256
-    """Chats running at once on the whole server (all its workers); past it a new Chat ends at once
-    with RESOURCE_EXHAUSTED."""
+    """Chats running at once on the whole server (all its workers); past it a new Chat is refused with
+    RESOURCE_EXHAUSTED as soon as its start arrives (refusal.py)."""
     chat_deadline_seconds: float = 0.0
     """Longest a chat may run before it ends with DEADLINE_EXCEEDED; 0: no server-side limit."""
     shutdown_grace_seconds: float = 10.0

@@ -8,8 +8,9 @@ image's own HEALTHCHECK command and grpc-health-probe see SERVING, a chat with a
 through, the process runs as the non-root uid, and SIGTERM ends it with exit 0.
 
 Then the image as deploy/kubernetes runs it: the sidecar's args from the manifest (a Unix socket in
-an emptyDir), on a read-only root filesystem with a tmpfs at the socket's folder; the manifest's probe
-command answers and a chat goes through the socket.
+an emptyDir, and the health-only port, here on a free loopback port), on a read-only root filesystem
+with a tmpfs at the socket's folder; the manifest's gRPC probes, made by grpc-health-probe (grpc-go,
+plaintext, no metadata: as kubelet makes them), see SERVING, and a chat goes through the socket.
 
 Needs root (debootstrap, podman's storage, chroot) and podman; `make test-container` installs them.
 A build that fails fails the test: nothing here is skipped.
@@ -47,6 +48,8 @@ DEPLOYMENT = ROOT / "deploy" / "kubernetes" / "deployment.yaml"
 UID = 10001
 START_TIMEOUT_SECONDS = 30
 ANNOUNCE = "toolwire listening on "
+HEALTH_ANNOUNCE = "toolwire health checks on "
+GRPC_HEALTH_PROBE = ROOT / "tools" / "bin" / "grpc-health-probe"
 
 
 @dataclass
@@ -132,6 +135,8 @@ class Running:
     process: subprocess.Popen[str]
     target: str
     started_seconds: float
+    health_target: str = ""
+    """The announced health-only address (`--health-listen`); empty: none."""
 
 
 def _read_announce(process: subprocess.Popen[str], deadline: float) -> tuple[str, list[str]]:
@@ -152,10 +157,10 @@ def _read_announce(process: subprocess.Popen[str], deadline: float) -> tuple[str
     return "", lines
 
 
-def _with_listen(command: list[str], address: str) -> list[str]:
-    """The image's command with the value of `--listen` replaced (`podman run IMAGE serve --listen ...`)."""
-    assert "--listen" in command, f"the image's command sets no --listen: {command}"
-    index = command.index("--listen") + 1
+def _with_listen(command: list[str], address: str, flag: str = "--listen") -> list[str]:
+    """The image's command with the value of `flag` replaced (`podman run IMAGE serve --listen ...`)."""
+    assert flag in command, f"the image's command sets no {flag}: {command}"
+    index = command.index(flag) + 1
     return [*command[:index], address, *command[index + 1 :]]
 
 
@@ -175,13 +180,23 @@ def serving(
             text=True,
         )
         target, output = _read_announce(process, started + START_TIMEOUT_SECONDS)
+        health_target = ""
+        if target and "--health-listen" in command:
+            # In the same write as the listen line, so already read into stdout's buffer (which the
+            # selector does not see): a plain readline gets it, or "" if the server ended.
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            output.append(line)
+            health_target = (
+                line.removeprefix(HEALTH_ANNOUNCE).strip() if line.startswith(HEALTH_ANNOUNCE) else ""
+            )
         try:
-            if not target:
+            if not target or ("--health-listen" in command and not health_target):
                 stderr.seek(0)
                 pytest.fail(
-                    f"the image's server did not announce its address: {''.join(output)}{stderr.read()}"
+                    f"the image's server did not announce its addresses: {''.join(output)}{stderr.read()}"
                 )
-            yield Running(process, target, time.monotonic() - started)
+            yield Running(process, target, time.monotonic() - started, health_target)
         finally:
             if process.poll() is None:
                 process.kill()
@@ -253,19 +268,24 @@ def test_the_images_healthcheck_answers(image: Image, running: Running) -> None:
     assert "SERVING" in checked.stdout
 
 
-def test_grpc_health_probe_sees_serving(running: Running) -> None:
-    probe = ROOT / "tools" / "bin" / "grpc-health-probe"
-    if not probe.exists():
-        pytest.fail(f"{probe} is missing: run `make setup`")
+def grpc_health_probe(address: str, service: str = "") -> None:
+    """Checks `address` with grpc-health-probe (grpc-go, plaintext, no metadata) and asserts SERVING."""
+    if not GRPC_HEALTH_PROBE.exists():
+        pytest.fail(f"{GRPC_HEALTH_PROBE} is missing: run `make setup`")
     checked = subprocess.run(
-        [str(probe), f"-addr={running.target}", "-connect-timeout=5s", "-rpc-timeout=5s"],
+        [str(GRPC_HEALTH_PROBE), f"-addr={address}", f"-service={service}", "-connect-timeout=5s",
+         "-rpc-timeout=5s"],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
-    )
+    )  # fmt: skip
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SERVING" in checked.stdout + checked.stderr
+
+
+def test_grpc_health_probe_sees_serving(running: Running) -> None:
+    grpc_health_probe(running.target)
 
 
 @tool
@@ -314,7 +334,8 @@ class Sidecar:
 
 @pytest.fixture(scope="module")
 def sidecar(image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
-    """The image as deploy/kubernetes runs it: the manifest's args (a Unix socket in an emptyDir), the
+    """The image as deploy/kubernetes runs it: the manifest's args (a Unix socket in an emptyDir; the
+    health-only address moved to a free loopback port, as this machine's network is shared), the
     root filesystem read-only (a read-only bind mount of the exported one), a tmpfs owned by the
     image's user at the socket's folder (the emptyDir)."""
     [deployment] = [d for d in yaml.safe_load_all(DEPLOYMENT.read_text()) if d["kind"] == "Deployment"]
@@ -332,7 +353,7 @@ def sidecar(image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         tmpfs = ["mount", "-t", "tmpfs", "-o", tmpfs_options, "tmpfs", str(root / folder)]
         subprocess.run(tmpfs, check=True, timeout=30)
         mounted.append(root / folder)
-        command = [*image.config["Entrypoint"], *spec["args"]]
+        command = _with_listen([*image.config["Entrypoint"], *spec["args"]], "127.0.0.1:0", "--health-listen")
         with serving(image, command, tmp_path_factory.mktemp("sidecar"), root) as server:
             yield Sidecar(server, spec, root)
     finally:
@@ -347,16 +368,19 @@ def test_sidecar_probes_answer_on_a_read_only_root(image: Image, sidecar: Sideca
         image.chroot("touch", "/write-test", root=sidecar.root), capture_output=True, text=True, check=False
     )
     assert cannot_write.returncode != 0 and "Read-only file system" in cannot_write.stderr
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        checked = subprocess.run(
-            image.chroot(*sidecar.spec[probe]["exec"]["command"], root=sidecar.root),
-            env=image.environment,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        assert checked.returncode == 0, f"{probe}: {checked.stdout}{checked.stderr}"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):  # as kubelet makes them
+        grpc_health_probe(sidecar.server.health_target, sidecar.spec[probe]["grpc"].get("service", ""))
+    # The exec probe that README offers for clusters without gRPC probes, run inside the image.
+    exec_probe = ["toolwire", "health", "--address", sidecar.server.target, "--timeout", "3"]
+    checked = subprocess.run(
+        image.chroot(*exec_probe, root=sidecar.root),
+        env=image.environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert checked.returncode == 0, f"{exec_probe}: {checked.stdout}{checked.stderr}"
 
 
 async def test_sidecar_chat_through_the_socket(sidecar: Sidecar) -> None:

@@ -1,7 +1,7 @@
 """deploy/kubernetes, checked statically (no cluster here): the manifests validate against the
 Kubernetes API's own schemas (kubernetes-validate, strict: an unknown or misspelt field fails), and
-the sidecar wiring holds together: the socket volume, the probes, the security context, the Secret,
-and the sidecar's arguments use flags `toolwire` really has."""
+the sidecar wiring holds together: the socket volume, the health-only port and the probes on it, the
+security context, the Secret, and the sidecar's arguments use flags `toolwire` really has."""
 
 from __future__ import annotations
 
@@ -107,15 +107,20 @@ def test_sidecar_listens_on_the_shared_socket_with_documented_flags(sidecar, app
     assert {e["name"]: e.get("value") for e in app["env"]}["TOOLWIRE_ADDRESS"] == SOCKET
 
 
+def health_port(sidecar) -> int:
+    """The port of the sidecar's --health-listen, a wildcard host: kubelet dials the pod IP."""
+    host, _, port = flag_value(sidecar["args"], "--health-listen").rpartition(":")
+    assert host in ("0.0.0.0", "[::]"), host
+    return int(port)
+
+
 @pytest.mark.parametrize("probe", ["startupProbe", "readinessProbe", "livenessProbe"])
-def test_probes_check_grpc_health_over_the_socket(sidecar, probe: str) -> None:
-    command = sidecar[probe]["exec"]["command"]
-    assert command[:2] == ["toolwire", "health"]
-    used = {a for a in command if a.startswith("--")}
-    assert used <= command_flags("health"), used - command_flags("health")
-    assert flag_value(command, "--address") == flag_value(sidecar["args"], "--listen")
-    # kubelet's own timeout outlasts the check's, so a slow answer reads as "not serving", not a kill.
-    assert sidecar[probe]["timeoutSeconds"] > float(flag_value(command, "--timeout"))
+def test_probes_are_kubelets_grpc_probes_on_the_health_port(sidecar, probe: str) -> None:
+    """Native gRPC probes: no process started in the pod per probe (an exec probe starts Python)."""
+    assert set(sidecar[probe]) & {"exec", "httpGet", "tcpSocket", "grpc"} == {"grpc"}
+    assert sidecar[probe]["grpc"]["port"] == health_port(sidecar)
+    assert sidecar[probe]["grpc"].get("service", "") in ("", "toolwire.v1.ChatService")
+    assert sidecar[probe]["timeoutSeconds"] >= 1
 
 
 def test_security_context(pod, sidecar, app) -> None:
@@ -157,9 +162,9 @@ def test_api_keys_come_from_the_secret_template(manifests, sidecar) -> None:
     assert not any(name.endswith("_API_KEY") for name in (sidecar.get("args") or []))
 
 
-def test_nothing_listens_on_the_pod_network(sidecar) -> None:
-    """The Unix socket wiring: no TCP listener, so no port and no kubelet `grpc:` probe."""
-    assert "ports" not in sidecar
-    assert all(not a.startswith(("0.0.0.0:", "[::]:")) for a in sidecar["args"])
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert "grpc" not in sidecar[probe]
+def test_only_the_health_port_is_on_the_pod_network(sidecar) -> None:
+    """The chat API stays on the socket; the pod network sees the health-only port, declared."""
+    assert flag_value(sidecar["args"], "--listen").startswith("unix:")
+    wildcards = [a for a in sidecar["args"] if a.startswith(("0.0.0.0:", "[::]:"))]
+    assert wildcards == [flag_value(sidecar["args"], "--health-listen")]
+    assert [port["containerPort"] for port in sidecar["ports"]] == [health_port(sidecar)]

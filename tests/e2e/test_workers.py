@@ -1,10 +1,10 @@
 """`toolwire serve --workers 2`: a supervisor and two worker processes on one port (SO_REUSEPORT).
 
-Chats on separate connections are served by both workers; health checks pass; the address is announced
-once; SIGTERM stops everything with exit 0; a killed worker is replaced while the port keeps serving;
-the supervisor killed outright takes its workers with it; a Unix socket or a start-up error stops the
-supervisor at once. Every test checks that no process it started is left (each carries a marker in its
-environment, which its workers inherit).
+Chats on separate connections are served by both workers; health checks pass, on the health-only
+port too; the addresses are announced once; SIGTERM stops everything with exit 0; a killed worker is
+replaced while the port keeps serving; the supervisor killed outright takes its workers with it; a
+Unix socket or a start-up error stops the supervisor at once. Every test checks that no process it
+started is left (each carries a marker in its environment, which its workers inherit).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import grpc
+import psutil
 import pytest
 
 from tests.conftest import start_request
@@ -106,6 +107,31 @@ async def test_two_workers_serve_chats_then_stop_on_sigterm():
         assert await asyncio.to_thread(server.process.wait, 30) == 0
         assert server.process.stdout.read() == "", "only the supervisor announces, and only once"
         assert "SIGTERM: stopping the workers" in server.log_text()
+    finally:
+        stop_and_check_nothing_left(server, marker)
+
+
+async def test_two_workers_share_the_health_only_port_the_supervisor_picked_and_announced():
+    server, marker = start_workers("--health-listen", "127.0.0.1:0")
+    try:
+        line = await asyncio.to_thread(server.process.stdout.readline)
+        assert line.startswith("toolwire health checks on 127.0.0.1:"), line
+        health_target = line.removeprefix("toolwire health checks on ").strip()
+        assert health_target != server.target
+        health_port = int(health_target.rpartition(":")[2])
+        listening = {  # the chosen port, held by every worker (not a port of each worker's own)
+            pid for pid in worker_pids(server, marker)
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == health_port
+                   for c in psutil.Process(pid).net_connections("tcp"))
+        }  # fmt: skip
+        assert listening == worker_pids(server, marker) and len(listening) == 2
+        for _ in range(6):  # each a connection of its own: the kernel spreads them over both workers
+            health = await asyncio.to_thread(run_health, "--address", health_target)
+            assert (health.returncode, health.stdout.strip()) == (0, "SERVING"), health.stderr
+        assert await chats_on_separate_connections(server.target, 4) == [grpc.StatusCode.OK] * 4
+        server.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(server.process.wait, 30) == 0
+        assert server.process.stdout.read() == "", "the supervisor announces each address once"
     finally:
         stop_and_check_nothing_left(server, marker)
 

@@ -49,6 +49,16 @@ def test_listen_from_the_environment_is_a_comma_separated_list():
     assert settings.listen == ("127.0.0.1:1", "unix:/tmp/t.sock")
 
 
+def test_health_listen_is_empty_by_default_and_a_list_like_listen(tmp_path):
+    assert settings_from(None, {}, {}).health_listen == ()
+    environment = {"TOOLWIRE_HEALTH_LISTEN": "0.0.0.0:8086, [::]:8087"}
+    assert settings_from(None, environment, {}).health_listen == ("0.0.0.0:8086", "[::]:8087")
+    path = write_config(tmp_path, '[server]\nhealth_listen = "127.0.0.1:0"\nlisten = "127.0.0.1:0"\n')
+    assert settings_from(path, {}, {}).health_listen == ("127.0.0.1:0",)  # two port 0s: two ports
+    flags = {"health_listen": ["127.0.0.1:9"]}
+    assert settings_from(path, environment, flags).health_listen == ("127.0.0.1:9",)
+
+
 def test_paths_in_the_file_are_relative_to_its_folder(tmp_path):
     path = write_config(
         tmp_path, '[server]\ntls_cert_file = "c.pem"\ntls_key_file = "k.pem"\nscripts = "s"\n'
@@ -74,6 +84,9 @@ def test_the_token_comes_from_the_named_variable_and_never_shows_in_repr(tmp_pat
         ("[server]\nlisten = 'localhost'\n", {}, "server.listen 'localhost' is not an address"),
         ("[server]\nlisten = 5\n", {}, "server.listen must be a string or a list of strings"),
         ("[server]\nlisten = ':50051'\n", {}, "server.listen ':50051' has no host: write 127.0.0.1:50051 (this machine only), 0.0.0.0:50051"),  # noqa: E501
+        ("[server]\nhealth_listen = 'unix:/tmp/h.sock'\n", {}, "server.health_listen takes host:port, e.g. 0.0.0.0:8086 (got 'unix:/tmp/h.sock'): a probe that can reach a Unix socket"),  # noqa: E501
+        ("[server]\nhealth_listen = ['0.0.0.0:8086', 'nowhere']\n", {}, "server.health_listen 'nowhere' is not an address"),  # noqa: E501
+        ("", {"TOOLWIRE_LISTEN": "127.0.0.1:7000", "TOOLWIRE_HEALTH_LISTEN": "127.0.0.1:7000"}, "health_listen 127.0.0.1:7000 is also a listen address, which serves health checks already"),  # noqa: E501
         ("[server]\nlog_format = 'xml'\n", {}, "server.log_format must be one of text, json (got 'xml')"),
         ("[server]\nlisten_on = '1'\n", {}, "unknown key server.listen_on; expected one of: listen,"),
         ("[server]\nshutdown_grace_seconds = -1\n", {}, "server.shutdown_grace_seconds must be at least 0"),
@@ -119,7 +132,8 @@ def test_check_config_summarises_a_valid_file(tmp_path):
         tmp_path,
         '[providers.local]\napi = "openai"\nbase_url = "http://127.0.0.1:1/v1"\n'
         '[aliases]\nfast = "local/qwen"\n'
-        '[server]\nlisten = "unix:/run/toolwire/toolwire.sock"\nreflection = false\n',
+        '[server]\nlisten = "unix:/run/toolwire/toolwire.sock"\nreflection = false\n'
+        'health_listen = "0.0.0.0:8086"\n',
     )
     exit_code, text = check_config(path)
     assert exit_code == 0, text
@@ -127,6 +141,7 @@ def test_check_config_summarises_a_valid_file(tmp_path):
     assert "local (openai, http://127.0.0.1:1/v1)" in text
     assert "fast → local/qwen" in text
     assert "listen unix:/run/toolwire/toolwire.sock; tls off; reflection off" in text
+    assert "health checks alone on 0.0.0.0:8086" in text
 
 
 @pytest.mark.parametrize(

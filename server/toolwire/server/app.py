@@ -29,6 +29,7 @@ from toolwire.server.models.scripted import ScriptedProvider, load_scripts
 from toolwire.server.servicer import ChatServicer
 from toolwire.server.settings import ServerSettings
 from toolwire.server.telemetry_setup import TelemetrySetup, telemetry_from_environment
+from toolwire.server.workers import ANNOUNCE, HEALTH_ANNOUNCE
 from toolwire.v1 import chat_pb2, chat_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name
 FLUSH_SECONDS = 2.0
 """After the drain, how long grpc may take to deliver the statuses already sent before it closes."""
+HEALTH_REQUEST_BYTES = 64 * 1024
+"""Largest request the health-only listener accepts: a HealthCheckRequest holds a service name."""
 
 
 def default_registry(settings: ServerSettings, environment: Mapping[str, str] | None = None) -> ModelRegistry:
@@ -96,18 +99,22 @@ class Server:
                 ),
                 self._server,
             )
-        bound = bind(self._server, settings)
+        bound = bind(self._server, settings.listen, settings.tls)
         self.addresses = [each.announced for each in bound]
         """Where the server listens, as announced: `host:port` (the chosen port) or `unix:/path`."""
         self.port = bound[0].port
         """The first address's TCP port (0 for a Unix socket)."""
         self._unix_paths = [each.address.unix_path for each in bound if each.address.unix_path is not None]
+        self._health_server, self.health_addresses = _health_only_server(self.health, settings)
+        """`settings.health_listen` as announced, with the chosen ports (empty: none)."""
 
     async def start(self) -> None:
         """Starts serving and marks every service SERVING."""
         await self._server.start()
         for service in ("", SERVICE_NAME):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        if self._health_server is not None:
+            await self._health_server.start()
 
     async def begin_shutdown(self) -> None:
         """Marks every service NOT_SERVING so that probes and load balancers stop sending chats, and
@@ -123,6 +130,8 @@ class Server:
         await self.begin_shutdown()
         await self.gate.drain(grace)
         await self._server.stop(FLUSH_SECONDS)
+        if self._health_server is not None:  # it answered NOT_SERVING until now
+            await self._health_server.stop(None)
         for path in self._unix_paths:
             remove_unix_socket(path)
         for provider in self.registry.providers:
@@ -147,12 +156,15 @@ async def serve(settings: ServerSettings, announce: bool = True) -> None:
     await server.start()
     freeze_startup_heap()
     if announce:
-        print("\n".join(f"toolwire listening on {address}" for address in server.addresses), flush=True)
+        lines = [ANNOUNCE + address for address in server.addresses]
+        lines += [HEALTH_ANNOUNCE + address for address in server.health_addresses]
+        print("\n".join(lines), flush=True)
     log.info(
-        "serving on %s (%s; %s event loop)",
+        "serving on %s (%s; %s event loop)%s",
         ", ".join(server.addresses),
         describe_security(settings),
         loop_name(loop),
+        f"; health checks alone on {', '.join(server.health_addresses)}" if server.health_addresses else "",
     )
     await stopping.wait()
     log.info("stopping: health NOT_SERVING, new chats refused")
@@ -211,6 +223,43 @@ def describe_security(settings: ServerSettings) -> str:
         tls = "mutual TLS" if settings.tls.mutual else "TLS"
     token = f"bearer token from ${settings.auth_token_env}" if settings.auth_token else "no token"
     return f"{tls}, {token}, reflection {'on' if settings.reflection else 'off'}"
+
+
+def _health_only_server(
+    health_servicer: health_pb2_grpc.HealthServicer, settings: ServerSettings
+) -> tuple[grpc.aio.Server | None, list[str]]:
+    """The server of `settings.health_listen` and its announced addresses: grpc.health.v1 alone, with
+    the main server's statuses (the same servicer), in plaintext, with no token, no reflection and no
+    spans, as kubelet's gRPC probe needs. (None, []) when there is no such address."""
+    if not settings.health_listen:
+        return None, []
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", HEALTH_REQUEST_BYTES),
+            ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
+        ],
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    server.add_generic_rpc_handlers((HealthOnly(),))
+    return server, [each.announced for each in bind(server, settings.health_listen)]
+
+
+class HealthOnly(grpc.GenericRpcHandler):  # type: ignore[type-arg]
+    """On a health-only address, any other method ends with UNIMPLEMENTED and a message saying where
+    it is served, instead of grpc's bare "Method not found!"."""
+
+    MESSAGE = (
+        "this address serves grpc.health.v1 only (the server's health_listen): call {method} on one "
+        "of the server's listen addresses"
+    )
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any]:
+        message = self.MESSAGE.format(method=handler_call_details.method)
+
+        async def refuse(requests: object, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
+
+        return grpc.stream_stream_rpc_method_handler(refuse)
 
 
 def _auth_interceptors(settings: ServerSettings) -> list[grpc.aio.ServerInterceptor[Any, Any]]:

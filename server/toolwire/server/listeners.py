@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
 
 from toolwire.server.addresses import Address, AddressError, parse_address, prepare_unix_socket
-from toolwire.server.settings import ServerSettings
+from toolwire.server.settings import TlsFiles
 from toolwire.server.tls import server_credentials
 
 
@@ -25,11 +26,12 @@ class Bound:
         return self.address.grpc_target(self.port)
 
 
-def bind(server: grpc.aio.Server, settings: ServerSettings) -> list[Bound]:
-    """Adds a port per address of `settings.listen`, in order. Raises OSError when one cannot be bound."""
-    credentials = server_credentials(settings.tls) if settings.tls is not None else None
+def bind(server: grpc.aio.Server, addresses: Sequence[str], tls: TlsFiles | None = None) -> list[Bound]:
+    """Adds a port per address, in order, with TLS when `tls` is given. Raises OSError when one cannot
+    be bound."""
+    credentials = server_credentials(tls) if tls is not None else None
     bound: list[Bound] = []
-    for text in settings.listen:
+    for text in addresses:
         try:
             address = parse_address(text)
             if address.unix_path is not None:

@@ -89,6 +89,15 @@ def _address(text: str) -> str:
     return text.strip()
 
 
+def _tcp_address(text: str) -> str:
+    if parse_address(_address(text)).is_unix:
+        raise ValueError(
+            f"takes host:port, e.g. 0.0.0.0:8086 (got {text!r}): a probe that can reach a Unix socket "
+            "can check the listen socket itself"
+        )
+    return text.strip()
+
+
 def _environment_name(text: str) -> str:
     if not _ENVIRONMENT_NAME.fullmatch(text):
         raise ValueError(f"must be an environment variable name such as TOOLWIRE_AUTH_TOKEN (got {text!r})")
@@ -115,6 +124,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("listen", ("127.0.0.1:50051",), "addresses to listen on: host:port ([::1]:port for IPv6; "
            "port 0 picks a free one) or unix:/path/to.sock; the first is announced first",
            _address, _env("listen"), _flag("listen"), repeatable=True),
+    Option("health_listen", (), "addresses (host:port) that serve only grpc.health.v1, in plaintext "
+           "with no token: for kubelet's gRPC probe when listen is a Unix socket or uses TLS; none by "
+           "default (listen serves health checks too)", _tcp_address, _env("health_listen"),
+           _flag("health_listen"), repeatable=True),
     Option("reflection", True, "serve gRPC reflection (grpcurl needs no proto files)", _boolean,
            _env("reflection"), ("--reflection",)),
     Option("max_concurrent_chats", 256, "chats running at once; past it a new Chat ends with "
@@ -273,6 +286,7 @@ def _settings(
     )
     return ServerSettings(
         listen=tuple(values["listen"]),
+        health_listen=_health_listen(values["health_listen"], values["listen"]),
         script_dirs=tuple(values["scripts"]),
         default_max_tool_rounds=values["max_tool_rounds"],
         default_tool_timeout_seconds=values["tool_timeout_seconds"],
@@ -290,6 +304,19 @@ def _settings(
         workers=_workers(values["workers"], values["listen"]),
         uvloop=values["uvloop"],
     )  # fmt: skip
+
+
+def _health_listen(health_listen: Sequence[str], listen: Sequence[str]) -> tuple[str, ...]:
+    """The health-only addresses, none of them a listen address (one port cannot serve both)."""
+    listen_targets = {parse_address(text).grpc_target() for text in listen}
+    for text in health_listen:
+        address = parse_address(text)
+        if address.port != 0 and address.grpc_target() in listen_targets:
+            raise SettingsError(
+                f"health_listen {text} is also a listen address, which serves health checks already: "
+                "give the health listener a port of its own, or leave it out"
+            )
+    return tuple(health_listen)
 
 
 def _workers(workers: int, listen: Sequence[str]) -> int:
@@ -355,8 +382,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _metavar(key: str) -> str:
-    names = {"listen": "ADDRESS", "scripts": "DIR", "auth_token_env": "NAME", "log_format": "FORMAT",
-             "log_level": "LEVEL"}  # fmt: skip
+    names = {"listen": "ADDRESS", "health_listen": "ADDRESS", "scripts": "DIR", "auth_token_env": "NAME",
+             "log_format": "FORMAT", "log_level": "LEVEL"}  # fmt: skip
     if key in names:
         return names[key]
     if key.endswith("_seconds"):

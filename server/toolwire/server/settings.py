@@ -56,6 +56,11 @@ class ServerSettings:
     listen: tuple[str, ...] = ("127.0.0.1:50051",)
     """Addresses to listen on (`host:port` or `unix:PATH`); loopback by default (a sidecar). The
     first one is announced first."""
+    health_listen: tuple[str, ...] = ()
+    """TCP addresses (`host:port`) that serve grpc.health.v1 alone, in plaintext and with no token: for
+    a probe that can reach neither the Unix socket nor a TLS listener, such as kubelet's native gRPC
+    probe (it dials the pod IP, with no TLS and no metadata). Empty: health checks are served on the
+    listen addresses only (they always are)."""
     script_dirs: tuple[Path, ...] = ()
     """Directories of extra scripts for the scripted provider."""
     default_max_tool_rounds: int = 10
@@ -95,5 +100,6 @@ class ServerSettings:
     worker it starts, never by users; None: a server of one process counts its own chats."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.listen, str):  # one address written as a plain string
-            object.__setattr__(self, "listen", (self.listen,))
+        for key in ("listen", "health_listen"):
+            if isinstance(getattr(self, key), str):  # one address written as a plain string
+                object.__setattr__(self, key, (getattr(self, key),))

@@ -52,11 +52,15 @@ def _summary(settings: ServerSettings, models: config.ModelsConfig) -> list[str]
     if settings.tls is not None:
         tls = "mutual TLS" if settings.tls.mutual else "TLS"
     reflection = "on" if settings.reflection else "off"
+    health_only = (
+        [f"  health checks alone on {', '.join(settings.health_listen)}"] if settings.health_listen else []
+    )
     return [
         f"providers: scripted, {providers}",
         f"aliases: {aliases or '(none)'}",
         f"server: listen {', '.join(settings.listen)}; tls {tls}; reflection {reflection}; "
         f"workers {settings.workers}",
+        *health_only,
         f"  max_concurrent_chats {settings.max_concurrent_chats}; chat_deadline_seconds "
         f"{settings.chat_deadline_seconds:g}; shutdown_grace_seconds {settings.shutdown_grace_seconds:g}",
         f"  bearer token from ${settings.auth_token_env} (when set); log {settings.log_format} "

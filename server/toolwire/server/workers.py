@@ -1,11 +1,12 @@
 """Several server processes on one TCP port (`workers` > 1): a small supervisor, and its workers.
 
 One Python process relays a few thousand chunks a second at most (grpc.aio costs ~80 µs per message),
-so with `workers` = N `toolwire serve` does not serve itself. It binds each listen address once with
-SO_REUSEPORT, without listening: that picks the port of a `host:0` address and keeps it reserved while
-the workers live. It then starts N workers (`python -m toolwire.server.workers NUMBER`), each a normal
-server on those ports with SO_REUSEPORT on, so that the kernel spreads new connections among them,
-and announces the addresses once, when every worker listens.
+so with `workers` = N `toolwire serve` does not serve itself. It binds each listen address (and each
+health-only address, `health_listen`) once with SO_REUSEPORT, without listening: that picks the port
+of a `host:0` address and keeps it reserved while the workers live. It then starts N workers
+(`python -m toolwire.server.workers NUMBER`), each a normal server on those ports with SO_REUSEPORT
+on, so that the kernel spreads new connections among them, and announces the addresses once, when
+every worker listens.
 
 `max_concurrent_chats` is the whole server's: the workers share one count of running chats
 (chat_count.py), which the supervisor creates and resets for each worker it starts.
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 
 ANNOUNCE = "toolwire listening on "
 """How a server's announce lines start (app.serve prints one per address once it listens)."""
+HEALTH_ANNOUNCE = "toolwire health checks on "
+"""How the announce line of a health-only address (`health_listen`) starts; after the others."""
 
 EXIT_GAVE_UP = 1
 """Exit code when workers keep dying right after they start (after a first start that worked)."""
@@ -137,7 +140,8 @@ class Worker:
     number: int
     process: asyncio.subprocess.Process
     announced: list[str] = dataclasses.field(default_factory=list)
-    """Its `toolwire listening on ...` lines; all of them: it listens."""
+    """Its `toolwire listening on ...` and `toolwire health checks on ...` lines; all of them: it
+    listens."""
     ready_at: float | None = None
     """When it announced (the loop's clock); None: not (yet) listening."""
 
@@ -211,12 +215,12 @@ class Supervisor:
         with contextlib.suppress(ConnectionError):  # it died at once: its exit code says why
             process.stdin.write(pickle.dumps(dataclasses.replace(self.settings, chat_count_file=count_file)))
             await process.stdin.drain()
-        while len(worker.announced) < len(self.listen):
+        while len(worker.announced) < len(self.listen) + len(self.settings.health_listen):
             line = (await process.stdout.readline()).decode()
             if not line:
                 await process.wait()
                 return worker
-            if line.startswith(ANNOUNCE):  # anything else a library prints there is not for us
+            if line.startswith((ANNOUNCE, HEALTH_ANNOUNCE)):  # anything else printed there is not ours
                 worker.announced.append(line.strip())
         worker.ready_at = asyncio.get_running_loop().time()
         return worker
@@ -294,11 +298,14 @@ class Supervisor:
 async def supervise(settings: ServerSettings) -> int:
     """Runs `settings.workers` worker processes on the listen addresses; returns the exit code.
     Raises OSError when an address cannot be reserved."""
-    held, listen = reserve_ports(settings.listen)
+    held, addresses = reserve_ports((*settings.listen, *settings.health_listen))
+    chosen = dataclasses.replace(
+        settings, listen=addresses[: len(settings.listen)], health_listen=addresses[len(settings.listen) :]
+    )
     try:
         chat_counts = create_count_file(settings.workers)
         try:
-            return await Supervisor(dataclasses.replace(settings, listen=listen), chat_counts).run()
+            return await Supervisor(chosen, chat_counts).run()
         finally:
             os.close(chat_counts)
     finally:

@@ -60,7 +60,7 @@ demo-typescript: $(STAMP) ## Run the TypeScript weather example against a fresh 
 
 # LiteLLM's proxy, the peer gateway compared with, gets a virtualenv of its own (its dependencies must
 # not mix with ours); the benchmark runs without it when it does not install.
-bench: $(STAMP) ## The relay benchmark against a fake provider: docs/performance.md (BENCH_QUICK=1: a smoke run of a few minutes; BENCH_WORKERS=1,2,4: toolwire's process counts)
+bench: $(STAMP) $(GOTOOLS) ## The relay benchmark against a fake provider: docs/performance.md (BENCH_QUICK=1: a smoke run of a few minutes; BENCH_WORKERS=1,2,4: toolwire's process counts)
 	$(PYTHON) -m pip install --quiet -e '.[bench]'
 	@test -x bench/.venv-litellm/bin/litellm || { python3 -m venv bench/.venv-litellm && \
 	  timeout 900 bench/.venv-litellm/bin/pip install --quiet 'litellm[proxy]'; } || \

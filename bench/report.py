@@ -109,6 +109,7 @@ def build(results: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     _concurrency_rows(rows, results, one_stream)
     _memory_and_peer_rows(rows, results)
     _startup_rows(rows, results)
+    _probe_rows(rows, results)
     return _render(rows, results), {"rows": rows}
 
 
@@ -268,6 +269,30 @@ def _startup_rows(rows: _Rows, results: dict[str, Any]) -> None:
             f"| server start to `listening` with {keys} (s / MiB resident then; median of {rounds}) "
             f"| | {_fmt(figures['seconds'])} s / {figures['rss_mib']:.0f} MiB | | | | | | |"
         )
+
+
+def _probe_rows(rows: _Rows, results: dict[str, Any]) -> None:
+    """What a health probe costs the pod, exec against kubelet's gRPC probe (bench/probes.py; runs
+    before session 10 had none)."""
+    probes = results.get("probes")
+    if not probes:
+        return
+    exec_probe, grpc_probe, rounds = probes["exec"], probes["grpc"], probes["rounds"]
+    exec_ms = exec_probe["probe_ms"] + exec_probe["server_ms"]
+    grpc_ms = grpc_probe["server_ms"]
+    per_second = probes["probes_per_second"]
+    rows.lines += [
+        f"| health probe, exec `toolwire health` over the socket: CPU in the pod per probe (ms: the "
+        f"probe's process + the server; median of {rounds} rounds of {probes['exec_batch']}) "
+        f"| | {_fmt(exec_ms, 1)} ({_fmt(exec_probe['probe_ms'], 1)} + {_fmt(exec_probe['server_ms'])}) "
+        "| | | | | | |",
+        f"| health probe, kubelet's gRPC probe on `--health-listen`: CPU in the pod per probe (ms: the "
+        f"server; grpc-health-probe stands in for kubelet; median of {rounds} rounds of "
+        f"{probes['grpc_batch']}) | | {_fmt(grpc_ms)} | | | | | | |",
+        f"| health probes at deploy/kubernetes' readiness and liveness periods ({per_second:g} a second): "
+        f"CPU in the pod (millicores), exec and gRPC | | {_fmt(exec_ms * per_second, 1)} and "
+        f"{_fmt(grpc_ms * per_second)} ({_ratio(exec_ms, grpc_ms)} less) | | | | | | |",
+    ]
 
 
 def _render(rows: _Rows, results: dict[str, Any]) -> str:

@@ -34,6 +34,7 @@ import psutil
 from bench import profiling
 from bench.consumers import Consumers, Figures, interleaved, parked_memory, throughput
 from bench.go_load import REPEATS, WINDOWS, go_load, worker_counts
+from bench.probes import probes
 from bench.processes import (
     BENCH,
     LITELLM,
@@ -122,6 +123,8 @@ async def main() -> dict[str, object]:
     log(f"server start-up: {rounds} starts for each set of provider keys, in turns")
     results["startup"] = startup(rounds)
     results["startup_rounds"] = rounds
+    log("health probes: exec `toolwire health` and kubelet-style gRPC probes on --health-listen, in turns")
+    results["probes"] = probes(2, 5, 40) if QUICK else probes(3, 10, 100)
     directory = Path(tempfile.mkdtemp(prefix="toolwire-bench-"))
     fake, fake_port_text = start([sys.executable, str(BENCH / "fake_provider.py")], r"listening on (\d+)")
     fake_port = int(fake_port_text)

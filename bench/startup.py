@@ -40,13 +40,18 @@ def startup(rounds: int) -> dict[str, dict[str, float]]:
     }
 
 
-def _start_once(keys: dict[str, str]) -> tuple[float, float]:
-    """One server start: (seconds to its announce line, resident MiB then)."""
-    environment = {
+def keyless_environment() -> dict[str, str]:
+    """This process's environment without provider keys, provider URLs or OTEL_* settings."""
+    return {
         name: value
         for name, value in os.environ.items()
         if not name.endswith(("_API_KEY", "_BASE_URL")) and not name.startswith("OTEL_")
     }
+
+
+def _start_once(keys: dict[str, str]) -> tuple[float, float]:
+    """One server start: (seconds to its announce line, resident MiB then)."""
+    environment = keyless_environment()
     command = [sys.executable, "-m", "toolwire.server", "serve", "--listen", "127.0.0.1:0"]
     started = time.perf_counter()
     server = subprocess.Popen(

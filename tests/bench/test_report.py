@@ -1,4 +1,5 @@
-"""bench/report.py: the start-up rows, and runs recorded before them still render."""
+# ruff: noqa: RUF001
+"""bench/report.py: the start-up and health-probe rows, and runs recorded before them still render."""
 
 from __future__ import annotations
 
@@ -26,4 +27,30 @@ def test_each_key_set_gets_a_start_up_row_with_its_medians():
 def test_a_run_recorded_before_start_up_was_measured_has_no_start_up_row():
     rows = report._Rows(["direct", "toolwire"])
     report._startup_rows(rows, {})
+    assert rows.lines == []
+
+
+def test_probe_rows_give_the_pods_cpu_per_probe_and_at_the_manifests_periods():
+    rows = report._Rows(["direct", "toolwire"])
+    results = {
+        "probes": {
+            "exec": {"probe_ms": 250.0, "server_ms": 2.0, "wall_ms": 260.0},
+            "grpc": {"probe_ms": 11.0, "server_ms": 2.4, "wall_ms": 12.0},
+            "probes_per_second": 0.15,
+            "rounds": 3,
+            "exec_batch": 10,
+            "grpc_batch": 100,
+        }
+    }
+    report._probe_rows(rows, results)
+    assert rows.lines[0].startswith("| health probe, exec `toolwire health` over the socket")
+    assert "median of 3 rounds of 10) | | 252.0 (250.0 + 2.00) |" in rows.lines[0]
+    assert "median of 3 rounds of 100) | | 2.40 |" in rows.lines[1]
+    # 252 ms and 2.4 ms of CPU per probe, 0.15 probes a second: 37.8 and 0.36 millicores
+    assert "(0.15 a second)" in rows.lines[2] and "| | 37.8 and 0.36 (105.0× less) |" in rows.lines[2]
+
+
+def test_a_run_recorded_before_probes_were_measured_has_no_probe_row():
+    rows = report._Rows(["direct", "toolwire"])
+    report._probe_rows(rows, {})
     assert rows.lines == []

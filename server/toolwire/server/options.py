@@ -10,19 +10,28 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from toolwire.server.addresses import AddressError, parse_address
+from toolwire.server.addresses import parse_address
+from toolwire.server.option_values import (
+    at_least,
+    between,
+    boolean,
+    environment_name,
+    health_address,
+    integer,
+    listen_address,
+    one_of,
+    seconds,
+)
 from toolwire.server.settings import MIB, Limits, ServerSettings, TlsFiles
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
-_ENVIRONMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SettingsError(ValueError):
@@ -48,70 +57,6 @@ class Option:
         return self.check(value) if self.check is not None else None
 
 
-def _integer(text: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise ValueError(f"must be a whole number (got {text!r})") from None
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text.strip())
-    except ValueError:
-        raise ValueError(f"must be a number of seconds (got {text!r})") from None
-
-
-def _boolean(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"must be true or false (got {text!r})")
-
-
-def _one_of(choices: tuple[str, ...], fold: Callable[[str], str]) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        value = fold(text.strip())
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)} (got {text!r})")
-        return value
-
-    return parse
-
-
-def _address(text: str) -> str:
-    try:
-        parse_address(text)
-    except AddressError as error:
-        raise ValueError(str(error)) from None
-    return text.strip()
-
-
-def _tcp_address(text: str) -> str:
-    if parse_address(_address(text)).is_unix:
-        raise ValueError(
-            f"takes host:port, e.g. 0.0.0.0:8086 (got {text!r}): a probe that can reach a Unix socket "
-            "can check the listen socket itself"
-        )
-    return text.strip()
-
-
-def _environment_name(text: str) -> str:
-    if not _ENVIRONMENT_NAME.fullmatch(text):
-        raise ValueError(f"must be an environment variable name such as TOOLWIRE_AUTH_TOKEN (got {text!r})")
-    return text
-
-
-def _at_least(minimum: float, unit: str = "") -> Callable[[Any], str | None]:
-    return lambda value: f"must be at least {minimum}{unit} (got {value})" if value < minimum else None
-
-
-def _between(low: float, high: float) -> Callable[[Any], str | None]:
-    return lambda value: None if low <= value <= high else f"must be from {low} to {high} (got {value})"
-
-
 def _env(key: str) -> str:
     return "TOOLWIRE_" + key.upper()
 
@@ -123,24 +68,24 @@ def _flag(key: str) -> tuple[str, ...]:
 OPTIONS: tuple[Option, ...] = (
     Option("listen", ("127.0.0.1:50051",), "addresses to listen on: host:port ([::1]:port for IPv6; "
            "port 0 picks a free one) or unix:/path/to.sock; the first is announced first",
-           _address, _env("listen"), _flag("listen"), repeatable=True),
+           listen_address, _env("listen"), _flag("listen"), repeatable=True),
     Option("health_listen", (), "addresses (host:port) that serve only grpc.health.v1, in plaintext "
            "with no token: for kubelet's gRPC probe when listen is a Unix socket or uses TLS; none by "
-           "default (listen serves health checks too)", _tcp_address, _env("health_listen"),
+           "default (listen serves health checks too)", health_address, _env("health_listen"),
            _flag("health_listen"), repeatable=True),
-    Option("reflection", True, "serve gRPC reflection (grpcurl needs no proto files)", _boolean,
+    Option("reflection", True, "serve gRPC reflection (grpcurl needs no proto files)", boolean,
            _env("reflection"), ("--reflection",)),
     Option("max_concurrent_chats", 256, "chats running at once; past it a new Chat ends with "
-           "RESOURCE_EXHAUSTED", _integer, _env("max_concurrent_chats"), _flag("max_concurrent_chats"),
-           _at_least(1)),
+           "RESOURCE_EXHAUSTED", integer, _env("max_concurrent_chats"), _flag("max_concurrent_chats"),
+           at_least(1)),
     Option("chat_deadline_seconds", 0.0, "longest a chat may run, then DEADLINE_EXCEEDED; 0: no limit "
-           "(the client's own deadline still applies)", _number, _env("chat_deadline_seconds"),
-           _flag("chat_deadline_seconds"), _at_least(0)),
+           "(the client's own deadline still applies)", seconds, _env("chat_deadline_seconds"),
+           _flag("chat_deadline_seconds"), at_least(0)),
     Option("shutdown_grace_seconds", 10.0, "after SIGTERM, how long running chats may finish before "
-           "they end with UNAVAILABLE", _number, _env("shutdown_grace_seconds"),
-           _flag("shutdown_grace_seconds"), _at_least(0)),
+           "they end with UNAVAILABLE", seconds, _env("shutdown_grace_seconds"),
+           _flag("shutdown_grace_seconds"), at_least(0)),
     Option("auth_token_env", "TOOLWIRE_AUTH_TOKEN", "the environment variable holding the bearer token "
-           "every call must carry (health checks excepted); unset: no token", _environment_name,
+           "every call must carry (health checks excepted); unset: no token", environment_name,
            None, _flag("auth_token_env")),
     Option("tls_cert_file", None, "PEM certificate chain: serve TLS (with tls_key_file)", Path,
            _env("tls_cert_file"), _flag("tls_cert_file")),
@@ -148,26 +93,26 @@ OPTIONS: tuple[Option, ...] = (
            _flag("tls_key_file")),
     Option("tls_client_ca_file", None, "PEM CA: require client certificates it signed (mutual TLS)",
            Path, _env("tls_client_ca_file"), _flag("tls_client_ca_file")),
-    Option("log_format", "text", "text, or json: one JSON object per line", _one_of(LOG_FORMATS, str.lower),
+    Option("log_format", "text", "text, or json: one JSON object per line", one_of(LOG_FORMATS, str.lower),
            _env("log_format"), _flag("log_format")),
-    Option("log_level", "INFO", "DEBUG, INFO, WARNING or ERROR (any case)", _one_of(LOG_LEVELS, str.upper),
+    Option("log_level", "INFO", "DEBUG, INFO, WARNING or ERROR (any case)", one_of(LOG_LEVELS, str.upper),
            _env("log_level"), _flag("log_level")),
     Option("scripts", (), "folders of <name>.json scripts served as scripted/<name>", Path, None,
            _flag("scripts"), repeatable=True),
-    Option("max_tool_rounds", 10, "tool rounds when a chat asks for 0", _integer, _env("max_tool_rounds"),
-           _flag("max_tool_rounds"), _between(1, Limits().max_tool_rounds)),
+    Option("max_tool_rounds", 10, "tool rounds when a chat asks for 0", integer, _env("max_tool_rounds"),
+           _flag("max_tool_rounds"), between(1, Limits().max_tool_rounds)),
     Option("tool_timeout_seconds", 60.0, "seconds to wait for a tool result when a chat sets none",
-           _number, _env("tool_timeout_seconds"), ("--tool-timeout", "--tool-timeout-seconds"),
-           _between(0.001, Limits().max_tool_timeout_seconds)),
-    Option("max_tool_result_bytes", MIB, "largest ToolResult.content accepted", _integer,
-           _env("max_tool_result_bytes"), _flag("max_tool_result_bytes"), _at_least(1)),
-    Option("max_request_bytes", 4 * MIB, "largest single ChatRequest accepted", _integer,
-           _env("max_request_bytes"), _flag("max_request_bytes"), _at_least(1024)),
+           seconds, _env("tool_timeout_seconds"), ("--tool-timeout", "--tool-timeout-seconds"),
+           between(0.001, Limits().max_tool_timeout_seconds)),
+    Option("max_tool_result_bytes", MIB, "largest ToolResult.content accepted", integer,
+           _env("max_tool_result_bytes"), _flag("max_tool_result_bytes"), at_least(1)),
+    Option("max_request_bytes", 4 * MIB, "largest single ChatRequest accepted", integer,
+           _env("max_request_bytes"), _flag("max_request_bytes"), at_least(1024)),
     Option("workers", 1, "server processes sharing the TCP port(s) (SO_REUSEPORT); more than 1: a "
            "supervisor starts them, restarts one that dies and forwards SIGTERM; TCP addresses only",
-           _integer, _env("workers"), _flag("workers"), _at_least(1)),
+           integer, _env("workers"), _flag("workers"), at_least(1)),
     Option("uvloop", True, "run on uvloop when it is installed (less CPU per gRPC message); "
-           "off: the standard asyncio loop", _boolean, _env("uvloop"), ("--uvloop",)),
+           "off: the standard asyncio loop", boolean, _env("uvloop"), ("--uvloop",)),
 )  # fmt: skip
 
 OPTIONS_BY_KEY = {option.key: option for option in OPTIONS}

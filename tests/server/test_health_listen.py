@@ -54,6 +54,30 @@ async def test_the_health_address_answers_with_no_token_for_the_server_and_the_c
     assert await check(port, "toolwire.v1.ChatService") == health_pb2.HealthCheckResponse.SERVING
 
 
+async def test_the_health_address_answers_check_but_not_watch_which_the_listen_address_serves(
+    unix_server, tmp_path
+):
+    """No call there may hold a stream open: the address takes calls with no token."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{health_port(unix_server)}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=5)
+        assert raised.value.code() is grpc.StatusCode.NOT_FOUND
+        watch = health.Watch(health_pb2.HealthCheckRequest(), timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await watch.read()
+        assert raised.value.code() is grpc.StatusCode.UNIMPLEMENTED
+        assert raised.value.details() == (
+            "Watch is served on the server's listen addresses; this health-only address (health_listen) "
+            "answers Check, as probes use it"
+        )
+    [listen] = unix_server.addresses
+    async with grpc.aio.insecure_channel(listen) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=5)
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+        watch.cancel()
+
+
 async def test_the_health_address_serves_nothing_else_and_says_where_it_is(unix_server):
     async with grpc.aio.insecure_channel(f"127.0.0.1:{health_port(unix_server)}") as channel:
         chat = chat_pb2_grpc.ChatServiceStub(channel)

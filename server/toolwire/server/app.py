@@ -228,9 +228,9 @@ def describe_security(settings: ServerSettings) -> str:
 def _health_only_server(
     health_servicer: health_pb2_grpc.HealthServicer, settings: ServerSettings
 ) -> tuple[grpc.aio.Server | None, list[str]]:
-    """The server of `settings.health_listen` and its announced addresses: grpc.health.v1 alone, with
-    the main server's statuses (the same servicer), in plaintext, with no token, no reflection and no
-    spans, as kubelet's gRPC probe needs. (None, []) when there is no such address."""
+    """The server of `settings.health_listen` and its announced addresses: grpc.health.v1's Check
+    alone, with the main server's statuses (the same servicer), in plaintext, with no token, no
+    reflection and no spans, as kubelet's gRPC probe needs. (None, []) when there is no such address."""
     if not settings.health_listen:
         return None, []
     server = grpc.aio.server(
@@ -239,9 +239,34 @@ def _health_only_server(
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ],
     )
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(CheckOnly(health_servicer), server)
     server.add_generic_rpc_handlers((HealthOnly(),))
     return server, [each.announced for each in bind(server, settings.health_listen)]
+
+
+class CheckOnly(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
+    """grpc.health.v1 on a health-only address: Check, answered by the server's own HealthServicer;
+    Watch ends with UNIMPLEMENTED. A probe needs only Check, and the address takes calls with no
+    token, so nothing there may hold a stream open."""
+
+    WATCH_MESSAGE = (
+        "Watch is served on the server's listen addresses; this health-only address (health_listen) "
+        "answers Check, as probes use it"
+    )
+
+    def __init__(self, health_servicer: health_pb2_grpc.HealthServicer) -> None:
+        self._health = health_servicer
+
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> health_pb2.HealthCheckResponse:
+        response: health_pb2.HealthCheckResponse = await self._health.Check(request, context)
+        return response
+
+    async def Watch(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, self.WATCH_MESSAGE)
 
 
 class HealthOnly(grpc.GenericRpcHandler):  # type: ignore[type-arg]

@@ -29,16 +29,16 @@ import yaml
 
 from bench.processes import ROOT, stop
 from bench.startup import keyless_environment
+from toolwire.server.workers import HEALTH_ANNOUNCE
 
 GRPC_HEALTH_PROBE = ROOT / "tools" / "bin" / "grpc-health-probe"
 TOOLWIRE = Path(sys.executable).parent / "toolwire"
 DEPLOYMENT = ROOT / "deploy" / "kubernetes" / "deployment.yaml"
-HEALTH_ANNOUNCE = "toolwire health checks on "
 
 
 def probes(rounds: int, exec_batch: int, grpc_batch: int) -> dict[str, Any]:
-    """Per kind: the median CPU ms the pod pays per probe (and its parts), the median wall ms of one
-    probe; and the steady probes per second of deploy/kubernetes' readiness and liveness probes."""
+    """Per kind: the median CPU ms per probe of the probe process and of the server; and the steady
+    probes per second of deploy/kubernetes' readiness and liveness probes."""
     if not GRPC_HEALTH_PROBE.exists():
         raise RuntimeError(f"{GRPC_HEALTH_PROBE} is missing: `make setup` installs it")
     with tempfile.TemporaryDirectory(prefix="tw-probe-") as folder:
@@ -102,7 +102,7 @@ def _grpc_probe(address: str) -> list[str]:
 
 def _batch(server: psutil.Process, command: list[str], count: int) -> dict[str, float]:
     """`count` probes one after the other: CPU ms per probe of the probe process and of the server
-    (idle CPU taken off), their sum (what the pod pays for an exec probe), and wall ms per probe."""
+    (idle CPU taken off). An exec probe costs the pod both; a gRPC probe the server's only."""
     server_before = _cpu_seconds(server)
     children_before = _children_cpu_seconds()
     started = time.perf_counter()
@@ -115,11 +115,7 @@ def _batch(server: psutil.Process, command: list[str], count: int) -> dict[str, 
     probe_seconds = _children_cpu_seconds() - children_before
     idle = _idle_cpu_seconds(server, wall)
     server_ms = max(server_seconds - idle, 0.0) * 1000 / count
-    return {
-        "probe_ms": probe_seconds * 1000 / count,
-        "server_ms": server_ms,
-        "wall_ms": wall * 1000 / count,
-    }
+    return {"probe_ms": probe_seconds * 1000 / count, "server_ms": server_ms}
 
 
 def _idle_cpu_seconds(server: psutil.Process, seconds: float) -> float:

@@ -16,13 +16,13 @@ import time
 import psutil
 
 from bench.processes import ROOT, stop
+from toolwire.server.workers import ANNOUNCE
 
 KEY_SETS: dict[str, dict[str, str]] = {
     "no provider key": {},
     "an OpenAI key": {"OPENAI_API_KEY": "sk-bench"},
     "OpenAI and Anthropic keys": {"OPENAI_API_KEY": "sk-bench", "ANTHROPIC_API_KEY": "sk-bench"},
 }
-ANNOUNCE = "toolwire listening on "
 
 
 def startup(rounds: int) -> dict[str, dict[str, float]]:

@@ -147,6 +147,8 @@ def bars(
             )
         if name.startswith("last ToolResult") and floor:
             text += _legs((floor.get("tool") or {}).get("legs_ms"))
+        if name.startswith("TTFT"):
+            text += _start_part(go, floor)
         if name.startswith("delivery lag") and waits:
             text += "; not held where the lag was low: " + "; ".join(waits)
         verdicts.append((text, name, holds))
@@ -157,6 +159,22 @@ def _medians(go: dict[int, dict[str, Any]]) -> str:
     """' (median of N interleaved runs)' when the bars' scenarios ran more than once, else ''."""
     counts = [len(each) for runs in go.values() for each in runs.get("bar_runs", {}).values()]
     return f" (median of {max(counts)} interleaved runs)" if counts and max(counts) > 1 else ""
+
+
+def _start_part(go: dict[int, dict[str, Any]], floor: dict[str, Any] | None) -> str:
+    """How much of TTFT p99 at 100 streams passed before the chat's request reached the provider (the
+    load generator's start_to_request_ms: the call's acceptance, the relay's start path and its
+    HTTP request), for each process count and the floor; the rest is the first chunk's way back."""
+    parts = []
+    for label, runs in [*((_processes(w), r) for w, r in sorted(go.items())), ("the floor", floor)]:
+        runs_at_100 = _bar_runs(runs or {}, "burst", 100)
+        value = _median([_get(each, "start_to_request_ms", "p99") for each in runs_at_100])
+        if not math.isnan(value):
+            parts.append(f"{label} {_fmt(value)}")
+    if not parts:
+        return ""
+    figures = ", ".join(parts)
+    return f"; of TTFT, from the chat's start to its request reaching the provider, p99: {figures} ms"
 
 
 def _legs(legs: dict[str, dict[str, float]] | None) -> str:

@@ -333,6 +333,7 @@ type output struct {
 	LagMs               percentiles  `json:"lag_ms"`
 	GapMs               percentiles  `json:"gap_ms"`
 	TTFTMs              percentiles  `json:"ttft_ms"`
+	StartToRequestMs    percentiles  `json:"start_to_request_ms"` // TTFT's first part: ChatStart sent → request at the provider
 	ToolToRequestMs     *percentiles `json:"tool_to_request_ms,omitempty"`
 	CPUSeconds          float64      `json:"cpu_seconds"`
 	CPUMicrosPerMessage *float64     `json:"cpu_us_per_message"` // every CPU second over text deltas
@@ -368,6 +369,7 @@ func analyze(streams [][]*chat, chunks int, warmup int) output {
 	out.LagMs = summarize(s.lag, true)
 	out.GapMs = summarize(s.gap, false)
 	out.TTFTMs = summarize(s.ttft, false)
+	out.StartToRequestMs = summarize(s.startToRequest, false)
 	if len(s.tool) > 0 {
 		figures := summarize(s.tool, false)
 		out.ToolToRequestMs = &figures
@@ -378,6 +380,7 @@ func analyze(streams [][]*chat, chunks int, warmup int) output {
 // samples collects the per-chunk and per-chat figures of the chats that completed.
 type samples struct {
 	lag, gap, ttft, tool               []float64
+	startToRequest                     []float64 // each chat's first request: its arrival at the provider − the chat's start
 	chunks, lostOrReordered, malformed int
 	tokens                             []token // reused
 }
@@ -412,6 +415,9 @@ func (s *samples) add(c *chat, chunks int) {
 				r.close(s, chunks)
 				r.open = true
 				responses++
+				if responses == 1 {
+					s.startToRequest = append(s.startToRequest, ms(t.ns-c.started))
+				}
 				for nextTool < len(c.tools) && c.tools[nextTool].deltas <= i {
 					s.tool = append(s.tool, ms(t.ns-c.tools[nextTool].sent))
 					nextTool++

@@ -85,6 +85,27 @@ func TestAnalyze(t *testing.T) {
 	}
 }
 
+func TestStartToRequestIsTheFirstRequestOfEachChatOnly(t *testing.T) {
+	// Two chats started at 1 ms and 2 ms whose first requests reached the provider 3 ms and 9 ms
+	// later; the second chat's follow-up request (after a tool round) is not a start.
+	first := &chat{started: 1_000_000, deltas: []delta{{at: 5_000_000, text: "R4000000|0@4500000|"}}}
+	second := &chat{
+		started: 2_000_000,
+		deltas: []delta{
+			{at: 12_000_000, text: "R11000000|0@11500000|"},
+			{at: 40_000_000, text: "R39000000|0@39500000|"},
+		},
+		tools: []toolRound{{deltas: 1, sent: 30_000_000}},
+	}
+	out := analyze([][]*chat{{first}, {second}}, 1, 0)
+	if *out.StartToRequestMs.P50 != 3 && *out.StartToRequestMs.P50 != 9 {
+		t.Fatalf("start_to_request_ms p50 = %v", *out.StartToRequestMs.P50)
+	}
+	if *out.StartToRequestMs.P99 != 9 {
+		t.Fatalf("start_to_request_ms p99 = %v, want 9 (the follow-up's 37 is not a start)", *out.StartToRequestMs.P99)
+	}
+}
+
 func TestAnalyzeLeavesWarmupChatsOutButCountsTheirFailures(t *testing.T) {
 	good := func() *chat { return &chat{deltas: []delta{{at: 10, text: "R1|0@1|1@2|"}}} }
 	warmupFailed := &chat{err: "UNAVAILABLE: gone"}

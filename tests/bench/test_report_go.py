@@ -98,3 +98,18 @@ def test_the_bars_scenarios_are_the_ones_the_report_judges():
         "sweep-500",
         "tool",
     ]
+
+
+def test_the_ttft_verdict_says_how_much_of_it_passed_before_the_request_reached_the_provider():
+    toolwire = server_runs(ttft=[30.0, 50.0, 40.0], tool=[0.5])
+    floor = server_runs(ttft=[2.0, 3.0, 1.0], tool=[0.5])
+    for runs, parts in ((toolwire, [25.0, 45.0, 35.0]), (floor, [1.5, 2.5, 0.5])):
+        for figures, part in zip(runs["bar_runs"]["burst-100"], parts, strict=True):
+            figures["start_to_request_ms"] = {"p50": 1.0, "p99": part}
+    text, _ = verdicts_by_bar({1: toolwire}, floor)["TTFT p99"]
+    assert "to its request reaching the provider, p99: 1 process 35.00, the floor 1.50 ms" in text
+
+
+def test_a_run_recorded_before_the_ttft_split_was_measured_says_nothing_of_it():
+    text, _ = verdicts_by_bar({1: server_runs(ttft=[3.0], tool=[0.9])})["TTFT p99"]
+    assert "reaching the provider" not in text

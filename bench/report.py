@@ -28,6 +28,18 @@ def _ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.1f}×"
 
 
+SMALLEST_ADDED_MS = 0.05
+"""An added latency below this (ms) is within a run's noise: no ratio is taken against it."""
+
+
+def _added_ratio(litellm_added: float, toolwire_added: float) -> str:
+    """LiteLLM's added latency over toolwire's, or a dash when toolwire's is too small to divide by
+    (a ratio against 0.00 ms, say, is only its rounding)."""
+    if math.isnan(toolwire_added) or toolwire_added < SMALLEST_ADDED_MS:
+        return "–"
+    return _ratio(litellm_added, toolwire_added)
+
+
 class _Rows:
     def __init__(self, paths: list[str]) -> None:
         self.paths = paths
@@ -59,7 +71,7 @@ class _Rows:
             holds = also <= bar
         self.lines.append(
             f"| {name} | {_fmt(direct)} | {_fmt(tw)} | {_fmt(ll)} | **{_fmt(tw_added)}** | {_fmt(ll_added)} "
-            f"| {_ratio(tw, direct)} | {_ratio(ll_added, tw_added)} | "
+            f"| {_ratio(tw, direct)} | {_added_ratio(ll_added, tw_added)} | "
             f"{'' if bar is None else f'≤ {bar:g} {unit}'} {_mark(holds)} |"
         )
         if bar is not None:

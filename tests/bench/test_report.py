@@ -54,3 +54,15 @@ def test_a_run_recorded_before_probes_were_measured_has_no_probe_row():
     rows = report._Rows(["direct", "toolwire"])
     report._probe_rows(rows, {})
     assert rows.lines == []
+
+
+def _litellm_over_toolwire(direct: float, toolwire: float, litellm: float) -> str:
+    rows = report._Rows(["direct", "toolwire", "litellm"])
+    rows.added("lag p99", {"direct": direct, "toolwire": toolwire, "litellm": litellm}, bar=None)
+    return rows.lines[0].split("|")[8].strip()
+
+
+def test_litellms_added_latency_is_divided_by_toolwires_only_when_toolwire_adds_a_measurable_amount():
+    assert _litellm_over_toolwire(direct=1.0, toolwire=1.5, litellm=6.0) == "10.0×"
+    assert _litellm_over_toolwire(direct=1.90, toolwire=1.903, litellm=10.44) == "–"  # 0.003 ms added
+    assert _litellm_over_toolwire(direct=1.90, toolwire=1.0, litellm=10.44) == "–"  # toolwire adds none

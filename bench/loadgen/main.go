@@ -333,7 +333,7 @@ type output struct {
 	LagMs               percentiles  `json:"lag_ms"`
 	GapMs               percentiles  `json:"gap_ms"`
 	TTFTMs              percentiles  `json:"ttft_ms"`
-	StartToRequestMs    percentiles  `json:"start_to_request_ms"` // TTFT's first part: ChatStart sent → request at the provider
+	StartToRequestMs    percentiles  `json:"start_to_request_ms"` // TTFT's first part: the chat's start (before its call opens) → its first request at the provider
 	ToolToRequestMs     *percentiles `json:"tool_to_request_ms,omitempty"`
 	CPUSeconds          float64      `json:"cpu_seconds"`
 	CPUMicrosPerMessage *float64     `json:"cpu_us_per_message"` // every CPU second over text deltas

@@ -34,10 +34,8 @@ SMALLEST_ADDED_MS = 0.05
 
 def _added_ratio(litellm_added: float, toolwire_added: float) -> str:
     """LiteLLM's added latency over toolwire's, or a dash when toolwire's is too small to divide by
-    (a ratio against 0.00 ms, say, is only its rounding)."""
-    if math.isnan(toolwire_added) or toolwire_added < SMALLEST_ADDED_MS:
-        return "–"
-    return _ratio(litellm_added, toolwire_added)
+    (a ratio against 0.00 ms, say, is only its rounding); `_ratio` gives the dash for NaN."""
+    return "–" if toolwire_added < SMALLEST_ADDED_MS else _ratio(litellm_added, toolwire_added)
 
 
 class _Rows:

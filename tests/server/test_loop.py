@@ -333,11 +333,14 @@ async def test_a_result_over_the_size_limit_is_resource_exhausted():
 
 
 async def test_a_client_that_half_closed_cannot_be_sent_a_tool_call():
+    # The model's first chunk comes after a pause, so the half-close is read before the model calls
+    # the tool (the chat's first model call starts before the reader's first read).
+    late_weather = {"turns": [{"chunks": [{"delay_ms": 1}, *WEATHER["turns"][0]["chunks"]]}, ANSWER]}
     stream = FakeStream(answer=None)
     await stream.client_sends(chat_request("scripted/weather"))
     await stream.client_sends(None)
     with pytest.raises(FailedPrecondition, match="already closed its side"):
-        await asyncio.wait_for(Harness({"weather": WEATHER}).sessions.run(stream), 5)
+        await asyncio.wait_for(Harness({"weather": late_weather}).sessions.run(stream), 5)
 
 
 async def test_half_closing_while_a_call_waits_fails_the_chat_at_once():

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from toolwire.server.chat_events import ChatEvent, ChatFinished, ChatStarted
 from toolwire.server.chat_record import ChatRecord
@@ -88,14 +88,71 @@ class ChatSessions:
             on_call_end(lambda: pending.end_call(CallEnded(_CALL_GONE)))
         loop = ChatLoop(first, model, pending, stream.send, self._telemetry)
         await stream.send(ChatStarted(record.chat_id, model.model_id))
-        try:
-            async with asyncio.TaskGroup() as group:
-                reader = group.create_task(_read_results(stream, pending))
-                chat = group.create_task(loop.run())
-                chat.add_done_callback(lambda _: reader.cancel())
-        except BaseExceptionGroup as group_error:
-            raise _first_error(group_error) from None
-        return chat.result()
+        return await _run_beside_reader(loop, _read_results(stream, pending))
+
+
+async def _run_beside_reader(loop: ChatLoop, reader_coroutine: Coroutine[Any, Any, None]) -> ChatFinished:
+    """Runs the chat in this task and the result reader in a task of its own, ended together.
+
+    A reader that fails (a protocol error from the client) cancels the chat, which then ends with the
+    reader's error; a chat that ends, however it ends, cancels the reader and waits until it has
+    stopped. Which error is reported when both fail is `_reported`'s choice.
+
+    This is what an `asyncio.TaskGroup` of the two would do, with two differences. The chat needs no
+    task of its own, so nothing waits for the event loop between the chat's start and its first
+    model call. And the reader's cancel of the chat is always taken back: Python 3.11's TaskGroup
+    leaves the task that ran it cancelling when a task of the group fails while it waits for them
+    (CPython gh-116720, fixed in 3.12), and any later wait in that task that checks for a pending
+    cancel (`asyncio.timeout`, pending.py's) would end at once.
+    """
+    chat = asyncio.current_task()
+    assert chat is not None
+    reader = asyncio.create_task(reader_coroutine)
+    cancelled_by_reader = False
+
+    def on_reader_done(task: asyncio.Task[None]) -> None:
+        nonlocal cancelled_by_reader
+        if _failed(task):
+            cancelled_by_reader = True
+            chat.cancel()
+
+    reader.add_done_callback(on_reader_done)
+    try:
+        finished = await loop.run()
+    except asyncio.CancelledError:
+        if cancelled_by_reader and chat.uncancel() == 0:  # the reader's cancel, and no other
+            raise _reported(reader, None) from None
+        raise
+    except Exception as error:
+        if cancelled_by_reader:
+            chat.uncancel()  # taken by the chat on its way to this error
+        if _failed(reader):
+            raise _reported(reader, error) from None
+        raise
+    finally:
+        reader.remove_done_callback(on_reader_done)
+        if not reader.done():
+            reader.cancel()
+            await asyncio.wait([reader])
+    if cancelled_by_reader:
+        chat.uncancel()  # taken by the chat on its way to its end
+    if _failed(reader):  # the reader failed as the chat ended (before its done callback could run)
+        raise _reported(reader, None)
+    return finished
+
+
+def _failed(task: asyncio.Task[None]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
+
+
+def _reported(reader: asyncio.Task[None], chat_error: Exception | None) -> BaseException:
+    """The error a chat ends with when its reader failed: the first ToolwireError of the reader's and
+    the chat's own (if it failed too), else the reader's."""
+    reader_error = reader.exception()
+    assert reader_error is not None
+    if isinstance(reader_error, ToolwireError) or not isinstance(chat_error, ToolwireError):
+        return reader_error
+    return chat_error
 
 
 async def _read_results(stream: ChatStream, pending: PendingCalls) -> None:
@@ -111,16 +168,3 @@ async def _read_results(stream: ChatStream, pending: PendingCalls) -> None:
                 "open a new Chat stream for a new conversation"
             )
         pending.deliver(message)
-
-
-def _first_error(group_error: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error to report from a failed chat: a ToolwireError if there is one, else the first."""
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group_error]
-    while stack:
-        error = stack.pop()
-        if isinstance(error, BaseExceptionGroup):
-            stack.extend(reversed(error.exceptions))
-        else:
-            leaves.append(error)
-    return next((error for error in leaves if isinstance(error, ToolwireError)), leaves[0])

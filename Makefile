@@ -111,7 +111,7 @@ container-tools:
 	@command -v podman >/dev/null && command -v debootstrap >/dev/null || \
 	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y podman debootstrap; }
 
-image: $(STAMP) container-tools ## Build the container image localhost/toolwire:latest with podman (the base once, by debootstrap)
+image: $(STAMP) $(GOTOOLS) container-tools ## Build the container image localhost/toolwire:latest with podman (the base once, by debootstrap)
 	$(PYTHON) tools/container.py image
 
 test-container: $(STAMP) $(GOTOOLS) container-tools ## hadolint, the Kubernetes manifests, and the image built, started and checked

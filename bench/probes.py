@@ -1,6 +1,8 @@
 """What a health probe costs the pod: an exec probe (`toolwire health`, a Python process started in the
 container every time) against kubelet's own gRPC probe on the health-only port (`--health-listen`:
-one RPC the running server answers; kubelet's CPU is the node's, not the pod's).
+one RPC the running server answers; kubelet's CPU is the node's, not the pod's). And what the image's
+Docker HEALTHCHECK costs the container: grpc-health-probe started in it, so the probe's process and the
+server, against `toolwire health` in its place.
 
 One server listens as deploy/kubernetes has it: on a Unix socket, and health alone on a TCP port
 (loopback here). The two kinds of probe take turns, a batch of each per round:
@@ -15,6 +17,7 @@ server).
 
 from __future__ import annotations
 
+import re
 import resource
 import statistics
 import subprocess
@@ -34,6 +37,7 @@ from toolwire.server.workers import HEALTH_ANNOUNCE
 GRPC_HEALTH_PROBE = ROOT / "tools" / "bin" / "grpc-health-probe"
 TOOLWIRE = Path(sys.executable).parent / "toolwire"
 DEPLOYMENT = ROOT / "deploy" / "kubernetes" / "deployment.yaml"
+DOCKERFILE = ROOT / "Dockerfile"
 
 
 def probes(rounds: int, exec_batch: int, grpc_batch: int) -> dict[str, Any]:
@@ -59,6 +63,7 @@ def probes(rounds: int, exec_batch: int, grpc_batch: int) -> dict[str, Any]:
     return {
         **medians,
         "probes_per_second": steady_probes_per_second(),
+        "docker_probes_per_second": 1 / docker_interval_seconds(),
         "rounds": rounds,
         "exec_batch": exec_batch,
         "grpc_batch": grpc_batch,
@@ -72,6 +77,17 @@ def steady_probes_per_second() -> float:
         c for c in deployment["spec"]["template"]["spec"]["initContainers"] if c["name"] == "toolwire"
     ]
     return sum(1 / sidecar[probe].get("periodSeconds", 10) for probe in ("readinessProbe", "livenessProbe"))
+
+
+def docker_interval_seconds() -> float:
+    """The Dockerfile's HEALTHCHECK interval (Docker's default, 30 s, when it names none)."""
+    healthcheck = re.search(r"^HEALTHCHECK\b(.*)$", DOCKERFILE.read_text(), re.MULTILINE)
+    if healthcheck is None:
+        raise RuntimeError(f"{DOCKERFILE} has no HEALTHCHECK")
+    interval = re.search(r"--interval=(\d+(?:\.\d+)?)(ms|s|m)\b", healthcheck[1])
+    if interval is None:
+        return 30.0
+    return float(interval[1]) * {"ms": 0.001, "s": 1.0, "m": 60.0}[interval[2]]
 
 
 def _start_server(socket_path: Path) -> tuple[subprocess.Popen[str], str]:

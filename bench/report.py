@@ -303,6 +303,17 @@ def _probe_rows(rows: _Rows, results: dict[str, Any]) -> None:
         f"CPU in the pod (millicores), exec and gRPC | | {_fmt(exec_ms * per_second, 1)} and "
         f"{_fmt(grpc_ms * per_second)} ({_ratio(exec_ms, grpc_ms)} less) | | | | | | |",
     ]
+    docker_per_second = probes.get("docker_probes_per_second")
+    if docker_per_second:  # runs before session 13 did not measure it
+        probe_ms, server_ms = grpc_probe["probe_ms"], grpc_probe["server_ms"]
+        docker_ms = probe_ms + server_ms
+        rows.lines.append(
+            f"| Docker's HEALTHCHECK, grpc-health-probe in the container every {1 / docker_per_second:g} s: "
+            f"CPU in the container per probe (ms: the probe's process + the server) and millicores, "
+            f"against `toolwire health` in its place | | {_fmt(docker_ms, 1)} ({_fmt(probe_ms, 1)} + "
+            f"{_fmt(server_ms)}), {_fmt(docker_ms * docker_per_second)} against "
+            f"{_fmt(exec_ms * docker_per_second, 1)} ({_ratio(exec_ms, docker_ms)} less) | | | | | | |"
+        )
 
 
 def _render(rows: _Rows, results: dict[str, Any]) -> str:

@@ -5,9 +5,11 @@
 
 What works here (shared/recipes/container-build.md): podman from Debian with the vfs storage driver
 and chroot isolation, a base image made with debootstrap and imported (no registry is reachable), and
-the machine's CA bundle handed to pip in the build as a build secret. The base is kept in podman's vfs
-storage and made again only when it is missing or its recipe (below) changed, so repeated builds do
-not redo debootstrap. Elsewhere the Dockerfile builds as it is, on its default python:3.11-slim base.
+the machine's CA bundle handed to pip (and Go) in the build as a build secret. The base is kept in
+podman's vfs storage and made again only when it is missing or its recipe (below) changed, so repeated
+builds do not redo debootstrap. The Dockerfile's probe stage (grpc-health-probe) is built on the same
+base with this machine's Go mounted where the golang image has its own. Elsewhere the Dockerfile builds
+as it is, on its default python:3.11-slim and golang bases.
 """
 
 from __future__ import annotations
@@ -146,6 +148,13 @@ def revision() -> str:
     return result.stdout.strip() or "unknown"
 
 
+def go_root() -> str:
+    """This machine's Go installation (GOROOT), for the Dockerfile's probe stage."""
+    if shutil.which("go") is None:
+        raise SystemExit("container: go is missing (`make setup` installs it)")
+    return subprocess.run(["go", "env", "GOROOT"], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def build(
     tag: str = IMAGE,
     base: str = BASE,
@@ -154,7 +163,8 @@ def build(
     layers: bool = False,
     log: IO[str] | None = None,
 ) -> float:
-    """Builds the Dockerfile at the top of the repository on `base`; returns seconds.
+    """Builds the Dockerfile at the top of the repository on `base` (both stages: Python, and Go with
+    this machine's Go mounted); returns seconds.
 
     Without `layers` each stage is committed once: vfs stores every layer as a full copy of the
     filesystem, so one commit per instruction made a build 4 to 6 times slower here (230-370 s
@@ -170,6 +180,10 @@ def build(
         # Docker format: OCI image configs have no HEALTHCHECK, and podman drops it from them.
         "--format", "docker",
         "--build-arg", f"BASE_IMAGE={base}",
+        # The probe stage on the same base, with this machine's Go (the one `make setup` uses) mounted
+        # where the golang image keeps its own: no Go image is reachable here either.
+        "--build-arg", f"GO_IMAGE={base}",
+        "--volume", f"{go_root()}:/usr/local/go:ro",
         "--build-arg", f"REVISION={revision()}",
         "--tag", tag,
         "--file", str(ROOT / "Dockerfile"),

@@ -30,11 +30,21 @@ def test_hadolint_finds_nothing() -> None:
     assert linted.returncode == 0 and not linted.stdout.strip(), linted.stdout + linted.stderr
 
 
-def test_base_image_is_a_build_argument() -> None:
+def test_base_images_are_build_arguments() -> None:
+    """Every stage's base is a build argument: here tools/container.py builds both on a local base."""
     text = DOCKERFILE.read_text()
     assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim-bookworm$", text, re.MULTILINE)
-    froms = re.findall(r"^FROM (\S+)", text, re.MULTILINE)
-    assert froms and all(image == "${BASE_IMAGE}" for image in froms)
+    assert re.search(r"^ARG GO_IMAGE=golang:[0-9.]+-bookworm$", text, re.MULTILINE)
+    froms = re.findall(r"^FROM (\S+)(?: AS (\S+))?$", text, re.MULTILINE)
+    assert froms == [("${GO_IMAGE}", "probe"), ("${BASE_IMAGE}", "build"), ("${BASE_IMAGE}", "")]
+
+
+def test_the_go_image_can_build_the_pinned_tools() -> None:
+    """The golang image's Go is at least the version tools/go.mod needs (the probe is built from it)."""
+    needed = re.search(r"^go (\d+)\.(\d+)", (ROOT / "tools" / "go.mod").read_text(), re.MULTILINE)
+    image = re.search(r"^ARG GO_IMAGE=golang:(\d+)\.(\d+)", DOCKERFILE.read_text(), re.MULTILINE)
+    assert needed and image
+    assert (int(image[1]), int(image[2])) >= (int(needed[1]), int(needed[2]))
 
 
 def test_no_secret_is_baked_in() -> None:
@@ -54,6 +64,8 @@ def test_dockerignore_admits_only_the_python_distributions() -> None:
         "!README.md",
         "!server/",
         "!clients/python/",
+        "!tools/go.mod",
+        "!tools/go.sum",
     }
     for kept_out in ("**/__pycache__", "**/.venv", "**/node_modules"):
         assert kept_out in rules

@@ -4,15 +4,17 @@ podman (vfs storage, chroot isolation) builds the Dockerfile on a bookworm base 
 (tools/container.py; no registry is reachable here). `podman run` does not work on this machine, so
 the image's filesystem is exported and its ENTRYPOINT+CMD started with chroot, as the image's USER and
 with the image's environment, listening on a free loopback port instead of 0.0.0.0:50051. Then: the
-image's own HEALTHCHECK command and grpc-health-probe see SERVING, a chat with a tool round goes
-through, the process runs as the non-root uid, and SIGTERM ends it with exit 0.
+image's own HEALTHCHECK command (grpc-health-probe, built in the image at the version tools/go.mod
+pins) sees SERVING and fails with no server, grpc-health-probe from outside sees SERVING, a chat with
+a tool round goes through, the process runs as the non-root uid, and SIGTERM ends it with exit 0.
 
 Then the image as deploy/kubernetes runs it: the sidecar's args from the manifest (a Unix socket in
 an emptyDir, and the health-only port, here on a free loopback port), on a read-only root filesystem
 with a tmpfs at the socket's folder; the manifest's gRPC probes, made by grpc-health-probe (grpc-go,
 plaintext, no metadata: as kubelet makes them), see SERVING, and a chat goes through the socket.
 
-Needs root (debootstrap, podman's storage, chroot) and podman; `make test-container` installs them.
+Needs root (debootstrap, podman's storage, chroot), podman, and Go (the probe stage builds with this
+machine's); `make test-container` installs them.
 A build that fails fails the test: nothing here is skipped.
 """
 
@@ -20,9 +22,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -50,6 +54,7 @@ START_TIMEOUT_SECONDS = 30
 ANNOUNCE = "toolwire listening on "
 HEALTH_ANNOUNCE = "toolwire health checks on "
 GRPC_HEALTH_PROBE = ROOT / "tools" / "bin" / "grpc-health-probe"
+GO_MOD = ROOT / "tools" / "go.mod"
 
 
 @dataclass
@@ -232,7 +237,7 @@ def test_image_config(image: Image) -> None:
     assert config["Cmd"] == ["serve", "--listen", "0.0.0.0:50051"]
     assert config["User"] == f"{UID}:{UID}"
     assert "50051/tcp" in config["ExposedPorts"]
-    assert image.healthcheck["Test"][:3] == ["CMD", "toolwire", "health"]
+    assert image.healthcheck["Test"][:2] == ["CMD", "grpc-health-probe"]
     labels = config["Labels"]
     assert labels["org.opencontainers.image.title"] == "toolwire"
     assert len(labels["org.opencontainers.image.revision"]) == 40
@@ -252,20 +257,44 @@ def test_runs_as_the_non_root_user(image: Image, running: Running) -> None:
     assert f"toolwire:x:{UID}:{UID}:" in passwd
 
 
-def test_the_images_healthcheck_answers(image: Image, running: Running) -> None:
-    """The HEALTHCHECK command, run inside the image as Docker would, aimed at this test's port."""
+def _healthcheck_at(image: Image, address: str) -> subprocess.CompletedProcess[str]:
+    """The HEALTHCHECK command, run inside the image as Docker would, aimed at `address`."""
     test = image.healthcheck["Test"]
     assert test[0] == "CMD"
-    command = list(test[1:])
-    if "--address" in command:
-        command[command.index("--address") + 1] = running.target
-    else:
-        command += ["--address", running.target]
-    checked = subprocess.run(
+    command = [f"-addr={address}" if part.startswith("-addr=") else part for part in test[1:]]
+    assert f"-addr={address}" in command, f"the HEALTHCHECK names no -addr: {test}"
+    return subprocess.run(
         image.chroot(*command), env=image.environment, capture_output=True, text=True, timeout=30, check=False
     )
+
+
+def test_the_images_healthcheck_answers(image: Image, running: Running) -> None:
+    checked = _healthcheck_at(image, running.target)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SERVING" in checked.stdout
+    assert "SERVING" in checked.stdout + checked.stderr
+
+
+def test_the_images_healthcheck_fails_with_no_server(image: Image) -> None:
+    with socket.socket() as unused:  # a free port, closed again: nothing listens on it
+        unused.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{unused.getsockname()[1]}"
+    checked = _healthcheck_at(image, address)
+    assert checked.returncode != 0, checked.stdout + checked.stderr
+
+
+def test_the_healthcheck_probe_is_the_pinned_static_build(image: Image) -> None:
+    """grpc-health-probe in the image is the version tools/go.mod pins, built without cgo (no libc
+    needed in any base) and stripped of the build machine's paths."""
+    pinned = re.search(r"^\s*github\.com/grpc-ecosystem/grpc-health-probe (v\S+)", GO_MOD.read_text(), re.M)
+    assert pinned, "tools/go.mod pins no grpc-health-probe"
+    probe = image.rootfs / "usr/local/bin/grpc-health-probe"
+    build_info = subprocess.run(
+        ["go", "version", "-m", str(probe)], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    module = rf"^\s*mod\s+github\.com/grpc-ecosystem/grpc-health-probe\s+{re.escape(pinned[1])}\s"
+    assert re.search(module, build_info, re.M), build_info
+    assert re.search(r"^\s*build\s+CGO_ENABLED=0$", build_info, re.M), build_info
+    assert re.search(r"^\s*build\s+-trimpath=true$", build_info, re.M), build_info
 
 
 def grpc_health_probe(address: str, service: str = "") -> None:

@@ -4,9 +4,11 @@ random byte offsets, with the fragments assembled by the one assembler the loop 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
+import jiter
 import pytest
 
 from tests.fakes.provider import Reply
@@ -101,3 +103,39 @@ async def test_openai_chat_completions_fixture(body, expected, split, fake_provi
 @pytest.mark.parametrize(("body", "expected", "split"), fixtures("anthropic"))
 async def test_anthropic_messages_fixture(body, expected, split, fake_provider, anthropic_provider):
     check(await replay(anthropic_provider, body, split, fake_provider), expected)
+
+
+TEXT_EVENTS = {  # a fixture whose stream is text only, and the start of its first text
+    "openai": ("openai/text-only-usage.sse", b"The tallest"),
+    "anthropic": ("anthropic/text-only.sse", b"Photosynthesis"),
+}
+
+
+def with_unique_texts(body: bytes, first_text: bytes, count: int) -> tuple[bytes, list[str]]:
+    """`body` with `count` copies of its first text event, each carrying a text never seen before."""
+    events = body.split(b"\n\n")
+    [index] = [position for position, event in enumerate(events) if first_text in event]
+    texts = [f"unique-{number}-{uuid.uuid4().hex}" for number in range(count)]
+    copies = [events[index].replace(first_text, text.encode()) for text in texts]
+    return b"\n\n".join([*events[:index], *copies, *events[index:]]), texts
+
+
+@pytest.fixture(params=["openai", "anthropic"])
+def wire_and_provider(request):
+    """Each wire API with the conftest's provider for it."""
+    return request.param, request.getfixturevalue(f"{request.param}_provider")
+
+
+async def test_model_text_does_not_stay_in_the_json_parsers_cache(wire_and_provider, fake_provider):
+    """jiter caches the strings it makes, process-wide; the model's text must not stay there after
+    its chat (and fill the cache as chats go by): only object keys are cached."""
+    wire_api, provider = wire_and_provider
+    name, first_text = TEXT_EVENTS[wire_api]
+    body, texts = with_unique_texts((FIXTURES / name).read_bytes(), first_text, count=300)
+    jiter.cache_clear()
+
+    outcome = await replay(provider, body, None, fake_provider)
+
+    assert outcome["error"] is None
+    assert all(text in outcome["text"] for text in texts)
+    assert jiter.cache_usage() < 100, f"{jiter.cache_usage()} strings cached after 300 unique texts"

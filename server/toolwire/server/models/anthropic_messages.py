@@ -15,8 +15,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import jiter
-
 from toolwire.server.conversation import Message, ModelCall, Role, ToolChoiceMode
 from toolwire.server.events import (
     ModelEvent,
@@ -30,7 +28,7 @@ from toolwire.server.events import (
 )
 from toolwire.server.models import provider_errors
 from toolwire.server.models.transport import ProviderTransport
-from toolwire.server.models.wire import count, sse_payloads, string
+from toolwire.server.models.wire import count, parse_payload, sse_payloads, string
 
 WIRE_API = "anthropic"
 """The `Reasoning.provider` of thinking blocks this adapter produces and sends back."""
@@ -241,7 +239,7 @@ def _sse_events(
     if state.stopped:
         return
     try:
-        event = jiter.from_json(data)
+        event = parse_payload(data)
     except ValueError:
         raise provider_errors.error_for_stream_event(
             {"type": "api_error", "message": "a stream event is not valid JSON"}, provider=provider

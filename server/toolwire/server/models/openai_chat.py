@@ -14,8 +14,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import jiter
-
 from toolwire.server.conversation import Message, ModelCall, Role, ToolChoiceMode, ToolDefinition
 from toolwire.server.events import (
     ModelEvent,
@@ -29,7 +27,7 @@ from toolwire.server.events import (
 from toolwire.server.models import provider_errors
 from toolwire.server.models.sse import SSEDecoder
 from toolwire.server.models.transport import ProviderTransport
-from toolwire.server.models.wire import count, string
+from toolwire.server.models.wire import count, parse_payload, string
 
 WIRE_API = "openai"
 """The `Reasoning.provider` of reasoning this adapter produces and accepts back."""
@@ -225,7 +223,7 @@ def _chunk(data: bytes, state: _StreamState, provider: str) -> dict[str, Any] | 
         state.done = True
         return None
     try:
-        chunk = jiter.from_json(data)
+        chunk = parse_payload(data)
     except ValueError:
         raise provider_errors.error_for_stream_event(
             {"type": "server_error", "message": "a stream chunk is not valid JSON"}, provider=provider

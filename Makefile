@@ -6,6 +6,10 @@ VENV      := .venv
 PYTHON    := $(VENV)/bin/python
 BUF       := tools/node_modules/.bin/buf
 GOTOOLS   := tools/bin/.installed
+# Go: the machine's when it is new enough for the go.mod files, else the pinned toolchain that
+# tools/install_go.py puts here (first on PATH, so every recipe and the scripts they start use it).
+GO_TOOLCHAIN := tools/go-toolchain
+export PATH  := $(CURDIR)/$(GO_TOOLCHAIN)/bin:$(PATH)
 LISTEN    ?= 127.0.0.1:50051
 STAMP     := $(VENV)/.installed
 TS_STAMP  := clients/typescript/node_modules/.installed
@@ -15,12 +19,12 @@ GENERATED := clients/python/src/toolwire/v1 clients/go/toolwire/v1 clients/types
 export TOOLWIRE_BIN     := $(CURDIR)/$(VENV)/bin/toolwire
 export TOOLWIRE_SCRIPTS := $(CURDIR)/tests/scripts
 
-.PHONY: help setup run demo demo-go demo-typescript bench test test-python test-go test-typescript lint proto check-generated clean image test-container container-tools
+.PHONY: go-toolchain help setup run demo demo-go demo-typescript bench test test-python test-go test-typescript lint proto check-generated clean image test-container container-tools
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
 
-setup: $(STAMP) $(BUF) $(GOTOOLS) ## Create .venv (server, Python client, dev tools); install buf, the generators, grpcurl, grpc-health-probe
+setup: $(STAMP) $(BUF) $(GOTOOLS) ## Create .venv (server, Python client, dev tools); install buf, the generators, grpcurl, grpc-health-probe (and Go 1.26 if the machine has none)
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	@command -v python3 >/dev/null || { apt-get update && apt-get install -y python3; }
@@ -34,9 +38,13 @@ $(BUF): tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Go for the go.mod files (Debian's golang-go is too old: bookworm's is 1.19).
+go-toolchain:
+	@command -v python3 >/dev/null || { apt-get update && apt-get install -y python3; }
+	@python3 tools/install_go.py $(GO_TOOLCHAIN)
+
 # The tools pinned in tools/go.mod (`tool` directives): protoc-gen-go(-grpc), grpcurl, grpc-health-probe.
-$(GOTOOLS): tools/go.mod tools/go.sum
-	@command -v go >/dev/null || { apt-get update && apt-get install -y golang-go; }
+$(GOTOOLS): tools/go.mod tools/go.sum | go-toolchain
 	cd tools && GOBIN=$(CURDIR)/tools/bin go install tool
 	@touch $@
 
@@ -52,7 +60,7 @@ run: $(STAMP) ## Start the server with the built-in scripted models (LISTEN=127.
 demo: $(STAMP) ## Run the Python weather example against a fresh server
 	$(PYTHON) examples/with_server.py $(PYTHON) examples/python/weather/weather.py
 
-demo-go: $(STAMP) ## Run the Go weather example against a fresh server
+demo-go: $(STAMP) go-toolchain ## Run the Go weather example against a fresh server
 	cd examples/go/weather && $(CURDIR)/$(PYTHON) $(CURDIR)/examples/with_server.py go run .
 
 demo-typescript: $(STAMP) ## Run the TypeScript weather example against a fresh server
@@ -69,10 +77,10 @@ bench: $(STAMP) $(GOTOOLS) ## The relay benchmark against a fake provider: docs/
 
 test: setup lint check-generated test-python test-go test-typescript test-container ## Every check and every test suite, all languages, and the container build
 
-test-python: $(STAMP) ## The Python suites (server and client), with the server coverage gate
+test-python: $(STAMP) go-toolchain ## The Python suites (server and client), with the server coverage gate
 	$(VENV)/bin/pytest --cov --cov-report=term
 
-test-go: $(STAMP) ## The Go client: go vet, then its tests with the race detector against a real server (and the bench's Go load generator)
+test-go: $(STAMP) go-toolchain ## The Go client: go vet, then its tests with the race detector against a real server (and the bench's Go load generator)
 	cd clients/go && go vet ./... && go test -race -count=1 ./...
 	cd examples/go/weather && go vet ./... && go test -race -count=1 ./...
 	cd bench/loadgen && go vet ./... && go test -race -count=1 ./...
@@ -118,4 +126,4 @@ test-container: $(STAMP) $(GOTOOLS) container-tools ## hadolint, the Kubernetes 
 	$(VENV)/bin/pytest -m container tests/container
 
 clean: ## Remove the virtualenv, tool installs and caches
-	rm -rf $(VENV) tools/node_modules tools/bin clients/typescript/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .hypothesis
+	rm -rf $(VENV) tools/node_modules tools/bin $(GO_TOOLCHAIN) clients/typescript/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .hypothesis

@@ -399,17 +399,22 @@ def test_sidecar_probes_answer_on_a_read_only_root(image: Image, sidecar: Sideca
     assert cannot_write.returncode != 0 and "Read-only file system" in cannot_write.stderr
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):  # as kubelet makes them
         grpc_health_probe(sidecar.server.health_target, sidecar.spec[probe]["grpc"].get("service", ""))
-    # The exec probe that README offers for clusters without gRPC probes, run inside the image.
-    exec_probe = ["toolwire", "health", "--address", sidecar.server.target, "--timeout", "3"]
-    checked = subprocess.run(
-        image.chroot(*exec_probe, root=sidecar.root),
-        env=image.environment,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert checked.returncode == 0, f"{exec_probe}: {checked.stdout}{checked.stderr}"
+    # The exec probes README offers for clusters without gRPC probes, run inside the image.
+    socket_path = sidecar.server.target.removeprefix("unix:")
+    for exec_probe in (
+        ["grpc-health-probe", f"-addr=unix://{socket_path}", "-connect-timeout=3s", "-rpc-timeout=3s"],
+        ["toolwire", "health", "--address", sidecar.server.target, "--timeout", "3"],
+    ):
+        checked = subprocess.run(
+            image.chroot(*exec_probe, root=sidecar.root),
+            env=image.environment,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert checked.returncode == 0, f"{exec_probe}: {checked.stdout}{checked.stderr}"
+        assert "SERVING" in checked.stdout + checked.stderr
 
 
 async def test_sidecar_chat_through_the_socket(sidecar: Sidecar) -> None:

@@ -150,13 +150,12 @@ def main(argv: list[str]) -> int:
         return 0
     found = "no go" if installed is None else "go " + ".".join(map(str, installed))
     print(f"install_go: {found} on PATH; the go.mod files need {'.'.join(map(str, needed))}", file=sys.stderr)
-    if (destination / "bin" / "go").exists():
-        raise SystemExit(f"install_go: {destination}/bin is not first on PATH (the Makefile puts it there)")
     if parse_version(GO_VERSION) < needed:
         raise SystemExit(f"install_go: the pinned Go {GO_VERSION} is older than the go.mod files need")
     machine = ARCHES.get(platform.machine().lower(), platform.machine().lower())
     install(destination, f"{platform.system().lower()}-{machine}")
-    print(f"install_go: Go {GO_VERSION} is in {destination}", file=sys.stderr)
+    print(f"install_go: Go {GO_VERSION} is in {destination} (the Makefile puts its bin first on PATH)",
+          file=sys.stderr)  # fmt: skip
     return 0
 
 

@@ -106,6 +106,8 @@ def test_a_path_leaving_the_toolchain_folder_is_refused(tmp_path) -> None:
 def test_main_installs_only_when_go_is_missing_or_too_old(tmp_path, monkeypatch) -> None:
     installs: list[tuple[Path, str]] = []
     monkeypatch.setattr(install_go, "install", lambda destination, name: installs.append((destination, name)))
+    (tmp_path / "go" / "bin").mkdir(parents=True)  # an older pin installed there before is replaced
+    (tmp_path / "go" / "bin" / "go").write_text("#!/bin/sh\n")
     for version in (None, (1, 19, 8), (1, 25, 9)):
         monkeypatch.setattr(install_go, "installed_version", lambda version=version: version)
         assert install_go.main([str(tmp_path / "go")]) == 0

@@ -126,8 +126,13 @@ def install(destination: Path, platform_name: str, fetch: Callable[[str], bytes]
     module = f"{MODULE_VERSION}.{platform_name}"
     url = f"{proxy_url()}/golang.org/toolchain/@v/{module}.zip"
     print(f"install_go: fetching Go {GO_VERSION} ({platform_name}) from {url}", file=sys.stderr, flush=True)
-    data = fetch(url)
-    archive = zipfile.ZipFile(io.BytesIO(data))
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(fetch(url)))
+    except (OSError, zipfile.BadZipFile) as error:  # URLError is an OSError
+        raise SystemExit(
+            f"install_go: could not fetch {url}: {error}; set GOPROXY to a module proxy this machine "
+            f"reaches, or install Go {GO_VERSION} or later yourself"
+        ) from None
     actual = dirhash(archive)
     if actual != expected:
         raise SystemExit(f"install_go: {url} has hash {actual}, not the pinned {expected}: not installed")

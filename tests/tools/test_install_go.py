@@ -96,6 +96,22 @@ def test_a_toolchain_whose_hash_is_not_the_pinned_one_installs_nothing(tmp_path,
     assert not (tmp_path / "go").exists() and not (tmp_path / "go.partial").exists()
 
 
+@pytest.mark.parametrize(
+    "fetch_result",
+    [OSError("Name or service not known"), b"<html>not a zip</html>"],
+    ids=["unreachable", "not-a-zip"],
+)
+def test_a_failed_fetch_says_what_to_do_and_installs_nothing(tmp_path, fetch_result) -> None:
+    def fetch(url: str) -> bytes:
+        if isinstance(fetch_result, Exception):
+            raise fetch_result
+        return fetch_result
+
+    with pytest.raises(SystemExit, match=r"could not fetch .*set GOPROXY"):
+        install_go.install(tmp_path / "go", "linux-amd64", fetch)
+    assert not (tmp_path / "go").exists()
+
+
 def test_a_path_leaving_the_toolchain_folder_is_refused(tmp_path) -> None:
     archive = zipfile.ZipFile(io.BytesIO(module_zip(PREFIX, {"../escape": (b"x", 0o644)})))
     with pytest.raises(ValueError, match="outside the toolchain"):

@@ -211,3 +211,19 @@ async def test_a_cancelled_chat_leaves_no_task_behind(blocked_in):
         await running
     assert asyncio.all_tasks() == {asyncio.current_task()}
     assert wire.cancelled == 1 and wire.written == []
+
+
+async def test_one_writer_task_makes_every_write_of_a_chat():
+    wire = FakeWire()
+    writers: list[asyncio.Task[object] | None] = []
+    outbox = Outbox(lambda event: (writers.append(asyncio.current_task()), wire.write(event))[1])
+    for event in (TextOut("a", 1), TOOL, TextOut("b", 2), USAGE):
+        await outbox.send(event)
+        wire.complete()
+        await settle()
+    await outbox.flush()
+    assert texts(wire.written) == [("a", 1), ("b", 2)] and len(wire.written) == 4
+    assert len(set(writers)) == 1 and writers[0] is not asyncio.current_task()
+    assert len(asyncio.all_tasks()) == 2  # this test and the writer, idle between writes
+    await outbox.aclose()
+    assert asyncio.all_tasks() == {asyncio.current_task()}

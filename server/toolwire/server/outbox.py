@@ -25,8 +25,11 @@ holds the chat, and with it the provider's stream, back: a chat holds at most on
 and one queued, each at most the bound plus one chunk.
 
 A failed write (the call ended under the chat) surfaces at the next `send` or `flush`, and again at
-every one after it. The writer is a task the outbox owns; `aclose` cancels it and the window's timer,
-so a chat that ends without flushing (cancelled, or past its deadline) leaves nothing behind.
+every one after it. The writer is one task per chat, made at the first write, that waits between
+writes for the next one: a task per write would cost its creation, the registry of live tasks and its
+done callbacks on every paced chunk (~7,000 instructions of ~171,000, counted by `make bench-instructions`;
+docs/performance.md). `aclose` cancels it and the window's timer, so a chat that ends without
+flushing (cancelled, or past its deadline) leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -56,7 +59,13 @@ class Outbox:
         self._write = write
         self._max_buffered_bytes = max_buffered_bytes
         self._writer: asyncio.Task[None] | None = None
-        """The task writing now; None when nothing is in flight."""
+        """The chat's writer task, made at the first write; None before it and after `aclose`."""
+        self._writing = False
+        """A write is in flight: the writer has an event it has not finished writing."""
+        self._next: ChatEvent | None = None
+        """The event handed to the writer by `_start`, until it takes it."""
+        self._next_ready: asyncio.Future[None] | None = None
+        """What the idle writer waits on for its next event; None while it is writing."""
         self._queued_parts: list[str] = []
         self._queued_round = 0
         self._queued_bytes = 0
@@ -92,7 +101,7 @@ class Outbox:
         Raises the error of an earlier write that failed.
         """
         self._raise_failure()
-        if self._writer is None and not self._queued_parts:
+        if not self._writing and not self._queued_parts:
             if self._window and type(event) is TextOut and not self._text_due(event.round):
                 self._queue(event)
                 self._arm_timer()
@@ -116,6 +125,7 @@ class Outbox:
         """Drops what is queued or held, cancels the window's timer and the write in flight, without
         writing anything more."""
         self._drop_queued()
+        self._writing = False
         writer, self._writer = self._writer, None
         if writer is not None and not writer.done():
             writer.cancel()
@@ -129,8 +139,8 @@ class Outbox:
     async def _release_queued(self, until_written: bool) -> None:
         """Sends the queued or held text at once (window or not) and waits until a write has taken
         it, and with `until_written` until everything is written; raises a failed write's error."""
-        while self._queued_parts or (until_written and self._writer is not None):
-            if self._writer is None:
+        while self._queued_parts or (until_written and self._writing):
+            if not self._writing:
                 self._start(self._take_queued())
             else:
                 self._release = bool(self._queued_parts)
@@ -174,30 +184,52 @@ class Outbox:
         self._start(self._take_queued())
 
     def _start(self, event: ChatEvent) -> None:
-        self._writer = asyncio.create_task(self._write_all(event))
+        """Hands `event` to the writer (nothing is in flight), making the writer at the first write."""
+        self._writing = True
+        self._next = event
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._run_writer())
+        elif self._next_ready is not None:
+            self._next_ready.set_result(None)
+
+    async def _run_writer(self) -> None:
+        """The writer: writes each event handed to it (with the text queued behind it), then waits for
+        the next; ends at the first failed write, or when `aclose` cancels it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            event = self._next
+            if event is None:
+                self._next_ready = loop.create_future()
+                try:
+                    await self._next_ready
+                finally:
+                    self._next_ready = None
+                continue
+            self._next = None
+            try:
+                await self._write_all(event)
+            except Exception as error:  # the failure is raised at the next send or flush
+                self._error = error
+                self._drop_queued()
+                return
+            finally:
+                self._writing = False
+                self._wake()
 
     async def _write_all(self, event: ChatEvent) -> None:
         """Writes `event`, then the text queued meanwhile while it is due; a queue not yet due is
         left held, with its timer armed."""
-        try:
-            while True:
-                if self._window and type(event) is TextOut:
-                    self._text_round = event.round
-                    self._text_started = asyncio.get_running_loop().time()
-                await self._write(event)
-                if not self._queued_parts:
-                    return
-                if not self._queued_due():
-                    self._arm_timer()
-                    return
-                event = self._take_queued()
-        except Exception as error:  # the failure is raised at the next send or flush
-            self._error = error
-            self._drop_queued()
-        finally:
-            if self._writer is asyncio.current_task():
-                self._writer = None
-            self._wake()
+        while True:
+            if self._window and type(event) is TextOut:
+                self._text_round = event.round
+                self._text_started = asyncio.get_running_loop().time()
+            await self._write(event)
+            if not self._queued_parts:
+                return
+            if not self._queued_due():
+                self._arm_timer()
+                return
+            event = self._take_queued()
 
     async def _writer_progress(self) -> None:
         if self._progress is None or self._progress.done():

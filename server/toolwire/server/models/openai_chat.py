@@ -199,7 +199,7 @@ async def _events(
         else:
             payloads, last = decoder.feed(raw), False
         for payload in payloads:
-            chunk = _chunk(payload.data, state, provider)
+            chunk = _chunk(payload, state, provider)
             if chunk is None:
                 if state.done:
                     break

@@ -8,69 +8,56 @@ and a last event without its closing blank line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(slots=True, frozen=True)
-class ServerSentEvent:
-    """One event of the stream."""
-
-    event: str
-    """The `event:` field, or "" when the server sent none (OpenAI sends none)."""
-    data: bytes
-    """The `data:` lines joined with newlines, still encoded (JSON parsers take bytes)."""
-
 
 class SSEDecoder:
-    """Incremental decoder: `feed` each chunk as it arrives, `close` at the end of the body."""
+    """Incremental decoder: `feed` each chunk as it arrives, `close` at the end of the body.
+
+    It gives each event's data, not the event: both model APIs name an event's kind inside its JSON
+    (`type`), so the `event:` field is read past, like `id:` and `retry:`. This is the first step of
+    every relayed chunk, so the common lines (`data: ...` and the blank line ending an event) are
+    handled inline, without a call or an object per event.
+    """
 
     def __init__(self) -> None:
         self._partial = b""
-        self._event = ""
         self._data: list[bytes] = []
 
-    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        """The events completed by this chunk (often none or one)."""
-        lines = (self._partial + chunk).split(b"\n")
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The data of each event this chunk completes (often none or one): its `data:` lines joined
+        with newlines, still encoded (JSON parsers take bytes)."""
+        lines = (self._partial + chunk if self._partial else chunk).split(b"\n")
         self._partial = lines.pop()
-        events: list[ServerSentEvent] = []
+        payloads: list[bytes] = []
+        data = self._data
         for line in lines:
             if line[:6] == b"data: " and line[-1:] != b"\r":  # the common line, without a call
-                self._data.append(line[6:])
-                continue
-            event = self._line(line)
-            if event is not None:
-                events.append(event)
-        return events
+                data.append(line[6:])
+            elif not line:
+                if data:
+                    payloads.append(data[0] if len(data) == 1 else b"\n".join(data))
+                    data.clear()
+            else:
+                self._line(line, payloads)
+        return payloads
 
-    def close(self) -> list[ServerSentEvent]:
-        """The last event, when the body ended without the blank line that should close it."""
-        events = self.feed(b"\n") if self._partial else []
-        event = self._line(b"")
-        if event is not None:
-            events.append(event)
-        return events
+    def close(self) -> list[bytes]:
+        """The last event's data, when the body ended without the blank line that should close it."""
+        payloads = self.feed(b"\n") if self._partial else []
+        self._line(b"", payloads)
+        return payloads
 
-    def _line(self, line: bytes) -> ServerSentEvent | None:
+    def _line(self, line: bytes, payloads: list[bytes]) -> None:
+        """Any line but the two common ones: CRLF ends, leading spaces, comments, other fields."""
         line = line.rstrip(b"\r").lstrip()
+        data = self._data
         if not line:
-            return self._dispatch()
+            if data:
+                payloads.append(b"\n".join(data))
+                data.clear()
+            return
         if line.startswith(b":"):
-            return None  # a comment, e.g. a keep-alive
+            return  # a comment, e.g. a keep-alive
         name, _, value = line.partition(b":")
-        if value.startswith(b" "):
-            value = value[1:]
         if name == b"data":
-            self._data.append(value)
-        elif name == b"event":
-            self._event = value.decode("utf-8", "replace")
-        return None  # id: and retry: are not used by model APIs
-
-    def _dispatch(self) -> ServerSentEvent | None:
-        if not self._data:
-            self._event = ""
-            return None
-        event = ServerSentEvent(self._event, b"\n".join(self._data))
-        self._event = ""
-        self._data = []
-        return event
+            data.append(value[1:] if value.startswith(b" ") else value)
+        # event:, id: and retry: are not used by model APIs

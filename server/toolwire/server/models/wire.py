@@ -15,10 +15,10 @@ async def sse_payloads(body: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None
     """The `data` of each event of an SSE body, as the bytes arrive (split anywhere)."""
     decoder = SSEDecoder()
     async for raw in body:
-        for event in decoder.feed(raw):
-            yield event.data
-    for event in decoder.close():
-        yield event.data
+        for payload in decoder.feed(raw):
+            yield payload
+    for payload in decoder.close():
+        yield payload
 
 
 def parse_payload(data: bytes) -> Any:

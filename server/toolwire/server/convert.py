@@ -176,7 +176,13 @@ def tool_result_from_proto(result: pb.ToolResult) -> ToolResult:
 def event_to_proto(event: events.ChatEvent) -> pb.ChatResponse:
     """Converts one chat event to the ChatResponse that carries it."""
     if type(event) is events.TextOut:  # the hot path: most events of a chat, skip the match
-        return pb.ChatResponse(text_delta=pb.TextDelta(text=event.text, round=event.round))
+        # Set in place: a TextDelta made apart and passed in is copied into the response, which
+        # costs ~40% more (callgrind, docs/performance.md).
+        response = pb.ChatResponse()
+        text_delta = response.text_delta
+        text_delta.text = event.text
+        text_delta.round = event.round
+        return response
     match event:
         case events.TextOut(text, model_round):
             return pb.ChatResponse(text_delta=pb.TextDelta(text=text, round=model_round))

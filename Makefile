@@ -19,10 +19,10 @@ GENERATED := clients/python/src/toolwire/v1 clients/go/toolwire/v1 clients/types
 export TOOLWIRE_BIN     := $(CURDIR)/$(VENV)/bin/toolwire
 export TOOLWIRE_SCRIPTS := $(CURDIR)/tests/scripts
 
-.PHONY: go-toolchain help setup run demo demo-go demo-typescript bench test test-python test-go test-typescript lint proto check-generated clean image test-container container-tools
+.PHONY: go-toolchain help setup run demo demo-go demo-typescript bench bench-instructions test test-python test-go test-typescript lint proto check-generated clean image test-container container-tools
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-19s\033[0m %s\n", $$1, $$2}'
 
 setup: $(STAMP) $(BUF) $(GOTOOLS) ## Create .venv (server, Python client, dev tools); install buf, the generators, grpcurl, grpc-health-probe (and Go 1.26 if the machine has none)
 
@@ -74,6 +74,11 @@ bench: $(STAMP) $(GOTOOLS) ## The relay benchmark against a fake provider: docs/
 	  timeout 900 bench/.venv-litellm/bin/pip install --quiet 'litellm[proxy]'; } || \
 	  echo "bench: LiteLLM's proxy did not install; running without it"
 	$(PYTHON) -m bench.run
+
+bench-instructions: $(STAMP) $(GOTOOLS) ## Instructions per relayed chunk and per chat, toolwire and the floor, counted by valgrind: the same on every run, for the A/B of a change
+	@command -v valgrind >/dev/null || { apt-get update && apt-get install -y valgrind; }
+	$(PYTHON) -m pip install --quiet -e '.[bench]'
+	$(PYTHON) -m bench.instructions
 
 test: setup lint check-generated test-python test-go test-typescript test-container ## Every check and every test suite, all languages, and the container build
 

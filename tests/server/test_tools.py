@@ -29,6 +29,14 @@ def test_empty_schema_means_no_parameters():
         ("ok", '{"type": "string"}', "must describe an object"),
         ("ok", '{"type": "object", "required": "n"}', r"not a valid JSON Schema at required"),
         ("ok", "{", "is not valid JSON"),
+        ("get_weather\n", "", "not a valid tool name"),  # `$` alone matched before a last newline
+        ("ok", '{"type": "object", "maxLength": ' + "9" * 5000 + "}", "is not JSON this server reads"),
+        ("ok", '{"type": "object", "properties": {"n": {"$ref": "#/$defs/gone"}}}', "points to nothing"),
+        (
+            "ok",
+            '{"type": "object", "$defs": {"a": {}}, "prefixItems": [{"$ref": "#/$defs/b"}]}',
+            r"at prefixItems/0/\$ref",
+        ),
     ],
 )
 def test_bad_definitions_name_the_field(name, schema, message):
@@ -121,3 +129,47 @@ def test_a_tool_s_validator_is_compiled_when_first_called_and_once(monkeypatch):
     unknown = box.check(AssembledCall("c3", "nope", "{}")).error
     assert unknown is not None and "tool_0, tool_1, tool_2, tool_3, tool_4" in unknown
     assert len(compiled) == 1
+
+
+@pytest.mark.parametrize(
+    "reference", ["file:///etc/hostname", "http://127.0.0.1:9/schema.json", "other.json"]
+)
+def test_a_reference_outside_the_schema_is_refused_and_never_fetched(reference, monkeypatch):
+    def fetch(*arguments, **options):
+        raise AssertionError(f"the server fetched a $ref: {arguments}")
+
+    monkeypatch.setattr("urllib.request.urlopen", fetch)
+    schema = json.dumps({"type": "object", "properties": {"n": {"$ref": reference}}})
+    with pytest.raises(InvalidRequest, match=r"may only point inside the schema") as raised:
+        parse_tool_definition(0, "t", "", schema)
+    assert "at properties/n/$ref" in str(raised.value) and reference in str(raised.value)
+    # A validator made for such a schema anyway (it was never checked) refuses rather than fetches.
+    toolbox = ToolBox([tools.ToolDefinition("t", "", json.loads(schema))])
+    with pytest.raises(InvalidRequest, match="points to nothing in the schema"):
+        toolbox.check(AssembledCall("c", "t", '{"n": 1}'))
+
+
+def test_references_inside_the_schema_and_data_that_looks_like_one_are_accepted():
+    schema = {
+        "type": "object",
+        "$defs": {"city": {"type": "string", "minLength": 2}},
+        "properties": {
+            "to": {"$ref": "#/$defs/city"},
+            "via": {"type": "array", "items": {"$ref": "#/$defs/city"}},
+            "mode": {"enum": [{"$ref": "not a reference: data"}, "car"]},
+        },
+    }
+    toolbox = ToolBox([parse_tool_definition(0, "route", "", json.dumps(schema))])
+    assert toolbox.check(AssembledCall("c", "route", '{"to": "Oslo", "via": ["Bergen"]}')).error is None
+    too_short = toolbox.check(AssembledCall("c", "route", '{"to": "O"}')).error
+    assert too_short is not None and "arguments['to']" in too_short
+
+
+def test_arguments_with_a_number_too_long_to_read_go_back_to_the_model():
+    toolbox = ToolBox([parse_tool_definition(0, "count", "", SCHEMA)])
+    verdict = toolbox.check(AssembledCall("c", "count", '{"n": ' + "9" * 5000 + "}"))
+    assert (
+        verdict.error is not None
+        and "could not be read" in verdict.error
+        and "smaller numbers" in verdict.error
+    )

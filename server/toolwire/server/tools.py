@@ -12,24 +12,34 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import jsonschema
+import referencing.exceptions
 from jsonschema.exceptions import best_match
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from toolwire.server.assembler import AssembledCall
 from toolwire.server.conversation import ToolDefinition
 from toolwire.server.errors import InvalidRequest
 
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _EMPTY_SCHEMA: dict[str, object] = {"type": "object", "properties": {}}
 _SHOWN_ARGUMENTS = 200
 _TOO_DEEP = "is nested too deeply to check: flatten it (a tool schema rarely needs more than a few levels)"
+_NO_RETRIEVAL: Registry[Any] = Registry()
+"""The schemas a validator may reach besides the tool's own: none. Without an explicit registry,
+jsonschema fetches a `$ref` it cannot resolve inside the schema with `urlopen`, on the event loop
+(a file on the server's host, any URL: a client could make the server read or request them)."""
+_DATA_KEYWORDS = frozenset({"const", "default", "enum", "examples"})
+"""Keywords whose values are data, not schemas: a `$ref` inside them is not a reference."""
 
 
 def parse_tool_definition(position: int, name: str, description: str, schema_text: str) -> ToolDefinition:
     """Checks one tool definition from a request; raises InvalidRequest naming the field to fix."""
     where = f"tools[{position}]"
-    if not _TOOL_NAME.match(name):
+    if not _TOOL_NAME.fullmatch(name):
         raise InvalidRequest(
             f"{where}.name {name!r} is not a valid tool name: use 1 to 64 letters, digits, '_' or '-'"
         )
@@ -65,6 +75,8 @@ def _schema_problem(schema_text: str) -> str | None:
         return _TOO_DEEP
     except json.JSONDecodeError as error:
         return f"is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+    except ValueError as error:  # an integer of over 4,300 digits
+        return f"is not JSON this server reads: {error}"
     if not isinstance(schema, dict):
         return "must be a JSON object"
     if schema.get("type", "object") != "object":
@@ -76,7 +88,38 @@ def _schema_problem(schema_text: str) -> str | None:
     except jsonschema.SchemaError as error:
         path = "/".join(str(part) for part in error.absolute_path) or "(root)"
         return f"is not a valid JSON Schema at {path}: {error.message}"
+    return _reference_problem(schema)
+
+
+def _reference_problem(schema: dict[str, object]) -> str | None:
+    """The first `$ref` (or `$dynamicRef`) that does not point to a part of the schema itself."""
+    resource: Resource[Any] = Resource.from_contents(schema, default_specification=DRAFT202012)
+    resolver = Registry().with_resource("", resource).resolver()
+    for path, reference in _references(schema, ()):
+        where = "/".join(path)
+        if not reference.startswith("#"):
+            return (
+                f'has a reference to {reference!r} at {where}: a "$ref" may only point inside the schema '
+                '(e.g. "#/$defs/address"); put the schema it names under "$defs"'
+            )
+        try:
+            resolver.lookup(reference)
+        except referencing.exceptions.Unresolvable:
+            return f"has a reference to {reference!r} at {where}, which points to nothing in the schema"
     return None
+
+
+def _references(node: object, path: tuple[str, ...]) -> Iterable[tuple[tuple[str, ...], str]]:
+    """Each `$ref` and `$dynamicRef` of a schema, with the path to it."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("$ref", "$dynamicRef") and isinstance(value, str):
+                yield (*path, key), value
+            elif key not in _DATA_KEYWORDS:
+                yield from _references(value, (*path, str(key)))
+    elif isinstance(node, list):
+        for position, item in enumerate(node):
+            yield from _references(item, (*path, str(position)))
 
 
 _cached_schema_problem = functools.lru_cache(maxsize=_SCHEMA_CACHE_SIZE)(_schema_problem)
@@ -130,6 +173,12 @@ class ToolBox:
                 f"{error.pos}): {_shorten(call.arguments_json)}. Call the tool again with a JSON object.",
                 call.arguments_json,
             )
+        except ValueError as error:  # an integer of over 4,300 digits
+            return Verdict(
+                f"The arguments for tool {call.name!r} could not be read ({error}): "
+                f"{_shorten(call.arguments_json)}. Call the tool again with smaller numbers.",
+                call.arguments_json,
+            )
         if not isinstance(arguments, dict):
             return Verdict(
                 f"The arguments for tool {call.name!r} must be a JSON object, "
@@ -144,6 +193,11 @@ class ToolBox:
                 "Call the tool again with flatter arguments.",
                 call.arguments_json,
             )
+        except referencing.exceptions.Unresolvable as error:  # a "$ref" relative to a nested "$id"
+            raise InvalidRequest(
+                f"the parameters_json_schema of tool {call.name!r} has a reference that points to "
+                f'nothing in the schema ({error}): point each "$ref" inside the schema'
+            ) from None
         if problem is not None:
             path = "".join(f"[{part!r}]" for part in problem.absolute_path) or " (the top level)"
             return Verdict(
@@ -156,7 +210,9 @@ class ToolBox:
     def _validator(self, name: str) -> jsonschema.protocols.Validator | None:
         validator = self._validators.get(name)
         if validator is None and name in self._schemas:
-            validator = jsonschema.Draft202012Validator(self._schemas[name], format_checker=None)
+            validator = jsonschema.Draft202012Validator(
+                self._schemas[name], format_checker=None, registry=_NO_RETRIEVAL
+            )
             self._validators[name] = validator
         return validator
 

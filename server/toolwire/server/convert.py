@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from google.protobuf import duration_pb2
 
 from toolwire.server import chat_events as events
@@ -129,13 +131,30 @@ def _options_from_proto(start: pb.ChatStart, tool_names: set[str]) -> Generation
     if start.max_output_tokens < 0:
         raise InvalidRequest("start.max_output_tokens must not be negative (0 means the provider default)")
     return GenerationOptions(
-        temperature=start.temperature if start.HasField("temperature") else None,
-        top_p=start.top_p if start.HasField("top_p") else None,
+        temperature=_finite(start, "temperature"),
+        top_p=_finite(start, "top_p"),
         max_output_tokens=start.max_output_tokens or None,
         stop=tuple(start.stop),
         tool_choice=ToolChoice(mode, start.tool_choice.tool_name if mode is ToolChoiceMode.TOOL else ""),
         parallel_tool_calls=start.parallel_tool_calls if start.HasField("parallel_tool_calls") else None,
     )
+
+
+def _finite(start: pb.ChatStart, field: str) -> float | None:
+    """An optional number of the start; None when unset. NaN and infinities are refused: JSON has
+    neither, and a provider would get `null` (its default) in their place."""
+    if not start.HasField(field):
+        return None
+    value: float = getattr(start, field)
+    if not math.isfinite(value):
+        raise InvalidRequest(f"start.{field} is {value}: use a finite number, or leave it unset")
+    return value
+
+
+def _seconds(duration: duration_pb2.Duration) -> float:
+    """A Duration in seconds, exact to the nanosecond and for any value the type holds (`ToTimedelta`
+    overflows past ~2.7 million years and rounds to microseconds)."""
+    return duration.seconds + duration.nanos / 1e9
 
 
 def _max_tool_rounds(requested: int, settings: ServerSettings) -> int:
@@ -148,7 +167,7 @@ def _max_tool_rounds(requested: int, settings: ServerSettings) -> int:
 def _tool_timeout(start: pb.ChatStart, settings: ServerSettings) -> float:
     if not start.HasField("tool_timeout"):
         return settings.default_tool_timeout_seconds
-    seconds = start.tool_timeout.ToTimedelta().total_seconds()
+    seconds = _seconds(start.tool_timeout)
     limit = settings.limits.max_tool_timeout_seconds
     if seconds <= 0 or seconds > limit:
         raise InvalidRequest(f"start.tool_timeout is {seconds:g} s; use more than 0 and at most {limit:g} s")
@@ -157,7 +176,7 @@ def _tool_timeout(start: pb.ChatStart, settings: ServerSettings) -> float:
 
 def _text_coalesce_window(start: pb.ChatStart, settings: ServerSettings) -> float:
     """The window in seconds; unset is 0 (text is never held)."""
-    seconds = start.text_coalesce_window.ToTimedelta().total_seconds()
+    seconds = _seconds(start.text_coalesce_window)
     limit = settings.limits.max_text_coalesce_window_seconds
     if seconds < 0 or seconds > limit:
         raise InvalidRequest(

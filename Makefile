@@ -54,7 +54,11 @@ $(TS_STAMP): clients/typescript/package.json clients/typescript/package-lock.jso
 	@touch $@
 
 run: $(STAMP) ## Start the server with the built-in scripted models (LISTEN=127.0.0.1:50051)
-	@echo "toolwire: try  grpcurl -plaintext $(LISTEN) list   or   make demo   (Ctrl-C stops)"
+	@test -f $(GOTOOLS) || echo "toolwire: installing grpcurl and the other tools of tools/go.mod into tools/bin (once)"
+	@$(MAKE) --no-print-directory $(GOTOOLS) >/dev/null 2>&1 || \
+	  echo "toolwire: the tools of tools/go.mod did not install (make setup shows why); the server runs without them"
+	@echo "toolwire: from another terminal try  tools/bin/grpcurl -plaintext $(LISTEN) list"
+	@echo "          or  .venv/bin/toolwire chat --target $(LISTEN) scripted/weather \"Weather in Paris?\"   (Ctrl-C stops)"
 	$(VENV)/bin/toolwire serve --listen $(LISTEN)
 
 demo: $(STAMP) ## Run the Python weather example against a fresh server

@@ -1,5 +1,5 @@
 // Go-built tools, pinned with checksums in go.sum: the Go code generators and the real gRPC
-// tools the tests drive. `make tools` installs them into tools/bin (`go install tool`).
+// tools the tests drive. `make setup` (and `make run`) install them into tools/bin (`go install tool`).
 module toolwire.tools
 
 go 1.26.0

@@ -26,6 +26,7 @@ from toolwire.server.models.config import ProviderSettings
 from toolwire.server.models.registry import ModelRegistry
 from toolwire.server.models.remote import RemoteProvider
 from toolwire.server.models.scripted import ScriptedProvider, load_scripts
+from toolwire.server.request_decoding import RequestDecodingInterceptor
 from toolwire.server.servicer import ChatServicer
 from toolwire.server.settings import ServerSettings
 from toolwire.server.telemetry_setup import TelemetrySetup, telemetry_from_environment
@@ -79,7 +80,11 @@ class Server:
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         limits = settings.limits
         self._server = grpc.aio.server(
-            interceptors=[*_tracing_interceptors(self.telemetry), *_auth_interceptors(settings)],
+            interceptors=[
+                *_tracing_interceptors(self.telemetry),
+                *_auth_interceptors(settings),
+                RequestDecodingInterceptor(),
+            ],
             options=[
                 ("grpc.max_receive_message_length", limits.max_request_bytes),
                 # Several workers (settings.workers) share each port; a single server owns its own.
@@ -234,6 +239,7 @@ def _health_only_server(
     if not settings.health_listen:
         return None, []
     server = grpc.aio.server(
+        interceptors=[RequestDecodingInterceptor()],
         options=[
             ("grpc.max_receive_message_length", HEALTH_REQUEST_BYTES),
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),

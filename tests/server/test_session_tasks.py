@@ -12,7 +12,7 @@ import pytest
 from tests.server.harness import FakeStream, Harness, chat_request, tool_call
 from toolwire.server import session
 from toolwire.server.conversation import ModelCall, ToolResult
-from toolwire.server.errors import InvalidRequest, ModelError
+from toolwire.server.errors import FailedPrecondition, InvalidRequest, ModelError
 from toolwire.server.events import ModelEvent
 from toolwire.server.models.scripted import ScriptedModel
 
@@ -166,3 +166,30 @@ async def test_a_cancel_from_outside_is_not_taken_for_the_reader_s():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert task.cancelling() == 1
+
+
+async def test_a_request_stream_ending_just_before_its_call_is_a_cancel_not_a_protocol_error():
+    """gRPC may end a cancelled call's reads a moment before it cancels the handler: the end of the
+    requests with a call outstanding waits `HALF_CLOSE_GRACE_SECONDS` for the call's end."""
+
+    async def then_cancelled(request, stream):
+        await stream.client_sends(None)  # the read ends first ...
+        asyncio.get_running_loop().call_later(0.02, chat.cancel)  # ... then the call, a moment later
+
+    stream = FakeStream(answer=then_cancelled)
+    await stream.client_sends(chat_request("scripted/weather"))
+    chat = asyncio.create_task(Harness({"weather": WEATHER}).sessions.run(stream))
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(chat, 10)
+
+
+async def test_a_half_close_with_a_call_outstanding_is_still_the_clients_error():
+    async def then_half_closed(request, stream):
+        await stream.client_sends(None)
+
+    stream = FakeStream(answer=then_half_closed)
+    await stream.client_sends(chat_request("scripted/weather"))
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(FailedPrecondition, match="closed its side of the stream while tool call 'call_1'"):
+        await asyncio.wait_for(Harness({"weather": WEATHER}).sessions.run(stream), 10)
+    assert asyncio.get_running_loop().time() - started >= session.HALF_CLOSE_GRACE_SECONDS

@@ -107,6 +107,11 @@ class PendingCalls:
             "ToolRequest: answer only the ids of ToolRequests received on the same stream"
         )
 
+    @property
+    def waiting(self) -> bool:
+        """Whether a call is still waiting for its result."""
+        return bool(self._waiting)
+
     def close_input(self) -> None:
         """The client closed its side of the stream: calls still waiting can never be answered."""
         self._input_closed = True

@@ -4,6 +4,8 @@ error status, and one message per chunk without it."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 
 import grpc
@@ -13,9 +15,11 @@ from google.protobuf import duration_pb2
 from tests.conftest import SCRIPTS, WEATHER_TOOL, start_request
 from tests.server.test_grpc import run_chat
 from toolwire.server import convert
+from toolwire.server.app import Server
 from toolwire.server.errors import InvalidRequest
 from toolwire.server.settings import Limits, ServerSettings
 from toolwire.v1 import chat_pb2 as pb
+from toolwire.v1 import chat_pb2_grpc
 
 PACED_WORDS = ["The ", "quick ", "brown ", "fox ", "jumps ", "over ", "the ", "lazy ", "dog, ", "twice."]
 """The chunks of tests/scripts/paced.json, 40 ms apart."""
@@ -88,6 +92,7 @@ def server_settings(tmp_path) -> ServerSettings:
     (tmp_path / "held_then_tool.json").write_text(json.dumps(script([*HELD, TOOL_CALL], answer)))
     failure = {"error": {"code": "UNAVAILABLE", "message": "the model is overloaded"}}
     (tmp_path / "held_then_unavailable.json").write_text(json.dumps(script([*HELD, failure])))
+    (tmp_path / "held_then_stalled.json").write_text(json.dumps(script([*HELD, {"delay_ms": 30_000}])))
     return ServerSettings(
         listen="127.0.0.1:0",
         script_dirs=(SCRIPTS, tmp_path),
@@ -129,3 +134,49 @@ async def test_held_text_arrives_before_an_error_status(stub):
     events, code, details = await run_chat(stub, request, deadline_seconds=10)
     assert (code, details) == (grpc.StatusCode.UNAVAILABLE, "the model is overloaded")
     assert "".join(texts(events)) == "Let me check the weather."
+
+
+async def read_until_the_status(
+    call, first_text=lambda: None
+) -> tuple[list[pb.ChatResponse], grpc.StatusCode]:
+    """Every event up to the status, calling `first_text` when the first TextDelta has arrived."""
+    events: list[pb.ChatResponse] = []
+    try:
+        async for event in call:
+            events.append(event)
+            if len(texts(events)) == 1 and event.HasField("text_delta"):
+                first_text()
+    except grpc.aio.AioRpcError as error:
+        return events, error.code()
+    return events, grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize("ended_by", ["the chat deadline", "a shutdown"])
+async def test_held_text_arrives_before_the_status_when_the_server_ends_the_chat(server_settings, ended_by):
+    """The server's own end of a chat (its deadline, a shutdown) cancels the chat; what the chat had
+    accepted still reaches the client, which is there, before the status."""
+    deadline = 0.5 if ended_by == "the chat deadline" else 0
+    server = Server(dataclasses.replace(server_settings, chat_deadline_seconds=deadline))
+    await server.start()
+    stopping: list[asyncio.Task[None]] = []
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            call = chat_pb2_grpc.ChatServiceStub(channel).Chat(timeout=10)
+            await call.write(
+                start_request("scripted/held_then_stalled", tools=(), text_coalesce_window=window(LONG))
+            )
+            if ended_by == "a shutdown":  # running chats get 0.2 s, then end with UNAVAILABLE
+                events, code = await read_until_the_status(
+                    call, lambda: stopping.append(asyncio.create_task(server.stop(grace_seconds=0.2)))
+                )
+            else:
+                events, code = await read_until_the_status(call)
+    finally:
+        await asyncio.gather(*stopping)
+        await server.stop(grace_seconds=0)
+    expected = (
+        grpc.StatusCode.DEADLINE_EXCEEDED if ended_by == "the chat deadline" else grpc.StatusCode.UNAVAILABLE
+    )
+    assert code is expected
+    assert "".join(texts(events)) == "Let me check the weather."
+    assert len(texts(events)) == 2, "the window held the text that followed the first"

@@ -32,6 +32,11 @@ _CALL_ENDED = (
 )
 
 
+END_FLUSH_SECONDS = 1.0
+"""How long a chat the server ends (its deadline, a shutdown) may take to write the text it had
+accepted, held by a text window or queued behind a write, before its status goes out."""
+
+
 class GrpcChatStream:
     """A `ChatStream` over one gRPC Chat call; its events go out through an `Outbox` (outbox.py)."""
 
@@ -88,9 +93,11 @@ class GrpcChatStream:
         """Awaits `chat`, then writes all it sent before the call ends with its status.
 
         Text accepted before a chat fails (a provider error after some text) reaches the client before
-        the error status; this also keeps a write from being in flight when the status goes out. A
-        cancelled chat (client gone, deadline, shutdown) writes nothing more. A write that finds the
-        call ended ends the chat at once with `CallEnded`, even while it waits for tool results.
+        the error status; this also keeps a write from being in flight when the status goes out. So
+        does text accepted before the server ends a chat with the client still there (its deadline,
+        a shutdown), for up to `END_FLUSH_SECONDS`; once the client is gone nothing more is written.
+        A write that finds the call ended ends the chat at once with `CallEnded`, even while it waits
+        for tool results.
         """
         self._chat = asyncio.current_task()
         try:
@@ -98,6 +105,10 @@ class GrpcChatStream:
         except asyncio.CancelledError:
             if self._call_ended is not None and self._chat is not None and self._chat.uncancel() == 0:
                 raise self._call_ended from None  # the cancel was ours, from _write
+            if self._call_end_hooks is not None:  # the server's cancel: the client is still there
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(END_FLUSH_SECONDS):
+                        await self._outbox.flush()
             raise
         finally:
             self._chat = None  # from here on a failed write has nothing to end

@@ -315,7 +315,12 @@ async def test_an_oversized_message_mid_chat_is_no_internal_error(stub, server_s
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
-@pytest.mark.parametrize("raw", [b"\xff\xff", start_request("scripted/echo").SerializeToString() + b"\xff"])
+NOT_UTF8 = start_request("scripted/echo").SerializeToString().replace(b"scripted/echo", b"scripted/ech\xff")
+
+
+@pytest.mark.parametrize(
+    "raw", [b"\xff\xff", start_request("scripted/echo").SerializeToString() + b"\xff", NOT_UTF8]
+)
 async def test_a_message_that_is_not_a_chat_request_is_invalid_argument(channel, raw, caplog):
     chat = channel.stream_stream(
         "/toolwire.v1.ChatService/Chat",
@@ -330,4 +335,5 @@ async def test_a_message_that_is_not_a_chat_request_is_invalid_argument(channel,
             pass
     assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "not a toolwire.v1.ChatRequest" in raised.value.details()
+    assert "or a string field is not UTF-8" in raised.value.details()
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -50,8 +50,8 @@ def _decoding_safely(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethod
     assert decode is not None
     expected = _message_name(decode)
     message = (
-        f"the request is not a {expected} (its protobuf wire format is corrupt): "
-        f"send a message serialized from the {expected} type"
+        f"the request is not a {expected} (its protobuf wire format is corrupt, or a string field "
+        f"is not UTF-8): send a message serialized from the {expected} type"
     )
 
     def decode_safely(raw: bytes) -> object:

@@ -71,8 +71,9 @@ class GrpcChatStream:
             raise CallEnded(_CALL_ENDED) from None
         except DecodeError:
             raise InvalidRequest(
-                "a request message is not a toolwire.v1.ChatRequest (its protobuf wire format is corrupt): "
-                "send messages serialized from the toolwire.v1 ChatRequest type"
+                "a request message is not a toolwire.v1.ChatRequest (its protobuf wire format is corrupt, "
+                "or a string field is not UTF-8): send messages serialized from the toolwire.v1 "
+                "ChatRequest type"
             ) from None
         if request is grpc.aio.EOF:  # type: ignore[attr-defined]
             return None

@@ -69,8 +69,8 @@ async def replay(provider, body: bytes, split: int | None, fake_provider) -> dic
     calls.extend(assembler.flush())
     complete, incomplete = [], []
     for call in calls:
-        try:
-            arguments = json.loads(call.arguments_json) if call.arguments_json.strip() else {}
+        try:  # as the client gets them: a call with no arguments must arrive as "{}", not ""
+            arguments = json.loads(call.arguments_json)
             complete.append({"id": call.tool_call_id, "name": call.name, "arguments": arguments})
         except ValueError:
             incomplete.append({"name": call.name, "arguments_text": call.arguments_json})

@@ -142,6 +142,32 @@ async def test_results_answered_out_of_order_resume_the_model_once_all_are_in():
     assert finished.rounds == 2
 
 
+@pytest.mark.parametrize("answer_order", [("call_w", "call_t"), ("call_t", "call_w")])
+async def test_a_round_waits_for_every_result_however_long_each_takes(answer_order):
+    """Results that come one by one while the loop already waits: none resumes the model alone,
+    whichever call it answers, in dispatch order or not."""
+    harness = Harness({"parallel": PARALLEL})
+    stream = FakeStream(answer=None)
+    await stream.client_sends(chat_request("scripted/parallel"))
+    chat = asyncio.create_task(harness.sessions.run(stream))
+    for _ in range(1000):  # until both calls are dispatched and the model's turn is over
+        if len(stream.of_type(ToolRequestOut)) == 2 and harness.provider.activity.streams_completed == 1:
+            break
+        await asyncio.sleep(0)
+    for tool_call_id in answer_order:
+        for _ in range(20):  # the loop gets every chance to resume the model too early
+            await asyncio.sleep(0)
+        assert len(harness.provider.activity.calls) == 1, f"the model resumed before {tool_call_id}'s result"
+        await stream.client_sends(ToolResult(tool_call_id, f"result for {tool_call_id}"))
+    finished = await asyncio.wait_for(chat, 10)
+    resumed = harness.provider.activity.calls[1].messages
+    assert [(m.tool_call_id, m.content) for m in resumed if m.role is Role.TOOL] == [
+        ("call_w", "result for call_w"),
+        ("call_t", "result for call_t"),
+    ]
+    assert finished.rounds == 2
+
+
 async def test_invalid_calls_are_repaired_by_the_server_and_never_reach_the_client():
     script = {
         "turns": [

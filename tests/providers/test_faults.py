@@ -106,6 +106,7 @@ HTTP_ERRORS = [
     (403, "permission_error", errors.ProviderPermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (404, "not_found_error", errors.ProviderModelNotFound, grpc.StatusCode.NOT_FOUND),
     (429, "rate_limit_error", errors.ProviderRateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (429, "insufficient_quota", errors.ProviderQuotaExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),  # OpenAI's
     (500, "api_error", errors.ProviderUnavailable, grpc.StatusCode.UNAVAILABLE),
     (502, "api_error", errors.ProviderUnavailable, grpc.StatusCode.UNAVAILABLE),
     (503, "api_error", errors.ProviderUnavailable, grpc.StatusCode.UNAVAILABLE),
@@ -116,7 +117,9 @@ HTTP_ERRORS = [
 
 
 @pytest.mark.parametrize(
-    ("status", "error_type", "error_class", "code"), HTTP_ERRORS, ids=[str(row[0]) for row in HTTP_ERRORS]
+    ("status", "error_type", "error_class", "code"),
+    HTTP_ERRORS,
+    ids=[f"{row[0]}-{row[1]}" for row in HTTP_ERRORS],
 )
 async def test_http_error_maps_to_domain_error_and_code(
     wire, provider, fake_provider, status, error_type, error_class, code
@@ -321,6 +324,36 @@ async def test_error_event_after_text_breaks_the_stream(wire, provider, fake_pro
     assert provider_message in error.message
     assert len(fake_provider.requests) == 1
     assert sleeps == []
+
+
+QUOTA_SPENT = {
+    "message": "You exceeded your current quota, please check your plan and billing details.",
+    "type": "insufficient_quota",
+    "param": None,
+    "code": "insufficient_quota",
+}
+
+
+@pytest.mark.parametrize("where", ["HTTP 429", "error event"])
+async def test_a_spent_quota_is_resource_exhausted_and_not_retried(wire, provider, fake_provider, where):
+    """Unlike a rate limit (retried), waiting does not refill an account's quota."""
+    if where == "HTTP 429":
+        reply = Reply.json(429, {"error": QUOTA_SPENT})
+    elif wire == "openai":  # as an OpenAI-compatible server sends it inside a stream, before any output
+        reply = Reply(body=b"data: " + json.dumps({"error": QUOTA_SPENT}).encode() + b"\n\n")
+    else:
+        event = json.dumps({"type": "error", "error": QUOTA_SPENT}).encode()
+        reply = Reply(body=b"event: error\ndata: " + event + b"\n\n")
+    fake_provider.enqueue(reply, Reply(body=BODIES[wire]))
+    sleeps: list[float] = []
+
+    events, error = await collect(resilient(provider.resolve("test-model"), sleeps).stream(model_call()))
+
+    assert events == []
+    assert type(error) is errors.ProviderQuotaExceeded
+    assert status_for(error) == (grpc.StatusCode.RESOURCE_EXHAUSTED, error.message)
+    assert "exceeded your current quota" in error.message
+    assert len(fake_provider.requests) == 1 and sleeps == []
 
 
 def cut_short(wire: str) -> bytes:

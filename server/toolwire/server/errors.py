@@ -85,6 +85,11 @@ class ProviderRateLimited(ProviderError):
     retryable = True
 
 
+class ProviderQuotaExceeded(ProviderError):
+    """The account's quota or credit is spent (OpenAI's `insufficient_quota`, sent with HTTP 429):
+    unlike a rate limit, waiting does not help, so it is not retried."""
+
+
 class ProviderUnavailable(ProviderError):
     """The provider failed or could not be reached (HTTP 5xx/529, connection errors, overload)."""
 

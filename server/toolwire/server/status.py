@@ -29,6 +29,7 @@ ERROR_TABLE: dict[type[errors.ToolwireError], grpc.StatusCode] = {
     errors.ProviderRejectedRequest: grpc.StatusCode.INVALID_ARGUMENT,
     errors.ProviderModelNotFound: grpc.StatusCode.NOT_FOUND,
     errors.ProviderRateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.ProviderQuotaExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.ProviderUnavailable: grpc.StatusCode.UNAVAILABLE,
     errors.ProviderTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
 }

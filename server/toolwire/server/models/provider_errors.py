@@ -38,8 +38,15 @@ _BY_ERROR_TYPE: dict[str, type[errors.ProviderError]] = {
     "api_error": errors.ProviderUnavailable,
     "server_error": errors.ProviderUnavailable,
     "timeout_error": errors.ProviderTimeout,
+    "insufficient_quota": errors.ProviderQuotaExceeded,
 }
 """The `type` of an error object inside a stream (Anthropic's and OpenAI's names) → error class."""
+
+_MORE_THAN_THE_STATUS: dict[str, type[errors.ProviderError]] = {
+    "insufficient_quota": errors.ProviderQuotaExceeded,
+}
+"""Error types of an HTTP error body that say more than its status: OpenAI sends a spent quota as 429,
+the status of a rate limit, which is retried."""
 
 _KEY_SHAPED = re.compile(
     r"(?i)\b(?:sk|pk|rk|gsk|xai|key)[-_][\w\-.*]{6,}|\bbearer\s+[\w\-.~+/=*]{6,}|\bAIza[\w\-]{20,}"
@@ -62,9 +69,11 @@ def error_for_status(
     provider: str,
     retry_after: float | None = None,
     secrets: Iterable[str] = (),
+    error_type: str | None = None,
 ) -> errors.ProviderError:
-    """The domain error for an HTTP error response of `provider`; `secrets` are redacted from it."""
-    error_class = _BY_STATUS.get(status)
+    """The domain error for an HTTP error response of `provider` (`error_type`: the body's error type
+    or code, when it has one); `secrets` are redacted from it."""
+    error_class = _MORE_THAN_THE_STATUS.get(error_type or "") or _BY_STATUS.get(status)
     if error_class is None:
         error_class = errors.ProviderUnavailable if status >= 500 else errors.ProviderRejectedRequest
     message = _message(provider, f"HTTP {status}", redact(provider_message, secrets), retry_after)

@@ -213,6 +213,7 @@ class ProviderTransport:
             provider=endpoint.provider,
             retry_after=provider_errors.retry_after_seconds(response.headers),
             secrets=endpoint.secrets,
+            error_type=provider_error_type(parsed),
         )
 
 
@@ -237,6 +238,17 @@ def environment_proxy(url: str) -> str | None:
         return None
     proxies = urllib.request.getproxies()
     return proxies.get(parts.scheme) or proxies.get("all")
+
+
+def provider_error_type(body: object) -> str | None:
+    """The error's `type` (or else `code`) from an error body: `{"error": {"type": ...}}`."""
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping):
+            for field in ("type", "code"):
+                if isinstance(inner.get(field), str):
+                    return str(inner[field])
+    return None
 
 
 def provider_message(body: object, fallback: str) -> str:

@@ -85,9 +85,11 @@ def test_two_processes_racing_for_one_place_never_hold_it_both(count_file):
     ]
     results = [racer.communicate(timeout=120)[0].split() for racer in racers]
     assert [racer.returncode for racer in racers] == [0, 0]
-    for admitted, most in results:
-        assert int(admitted) > 0
-        assert int(most) == 1
+    admitted = [int(each) for each, _ in results]
+    most = [int(each) for _, each in results]
+    # One racer may lose every race now and then (1 run in ~25 here); the other then held the place
+    # throughout. What may never happen is both holding it: a racer seeing 2 running.
+    assert sum(admitted) > 0 and max(most) == 1, results
     assert views(count_file, cap=1)[0].running == 0, "every place taken was given back"
 
 

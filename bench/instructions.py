@@ -1,9 +1,10 @@
 """Instructions per relayed paced chunk and per chat, counted by valgrind: `make bench-instructions`.
 
 CPU time on this shared 2-core machine moves by ±20% between runs of the same commit, so an A/B of a
-change worth 5% needs many interleaved runs (docs/performance.md). Instructions executed do not
+change worth 5% needs many interleaved runs (docs/performance.md). Instructions executed barely
 move: each server runs under callgrind, counting only while the Go load generator drives it, and the
-count over the same load repeats within ~1%. One run per side is enough to see a 3% change.
+count over the same load repeats within 1-3% (runs of the same commit here). One run per side shows a
+change of 5% or more.
 
 The figures are the instructions of the server process (every thread: the event loop, gRPC's
 pollers) in user space: not the kernel's work in sockets, nor cache misses. They rank changes to

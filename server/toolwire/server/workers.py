@@ -272,8 +272,7 @@ class Supervisor:
     def _forward(self, signal_number: int, ready_only: bool = False) -> None:
         for worker in self.workers.values():
             if worker.process.returncode is None and (worker.ready_at is not None or not ready_only):
-                with contextlib.suppress(ProcessLookupError):
-                    worker.process.send_signal(signal_number)
+                _signal(worker.process, signal_number)
 
     async def _stop_all(self) -> bool:
         """Stops every worker still running (forced after the grace and a margin) and waits for it;
@@ -286,13 +285,22 @@ class Supervisor:
         except TimeoutError:
             log.error("workers still running %.0f s after the stop: killing them", limit)
             for process in processes:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
+                if process.returncode is None:
+                    _signal(process, signal.SIGKILL)
             await asyncio.gather(*(process.wait() for process in processes))
         for process in processes:
             assert process.stdin is not None
             process.stdin.close()
         return all(process.returncode in (0, -self.stop_signal) for process in processes)
+
+
+def _signal(process: asyncio.subprocess.Process, signal_number: int) -> None:
+    """Sends a signal to a worker by its pid. Not `process.send_signal`: subprocess.Popen polls the
+    process before signalling it, and so reaps a worker that has just ended (the first of two stop
+    signals, say) before asyncio's child watcher can; the watcher then reports exit code 255 for it
+    ("Unknown child process"), and a clean stop looked failed (seen in ~1 test run in 20)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal_number)
 
 
 async def supervise(settings: ServerSettings) -> int:

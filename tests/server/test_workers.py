@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -179,6 +179,22 @@ def chat_counts() -> Iterator[int]:
     os.close(descriptor)
 
 
+async def run_until_stopped(running: workers.Supervisor, stop_when: Callable[[], bool]) -> int:
+    """Runs the supervisor, stops it as SIGTERM does once `stop_when()` holds, returns its exit code."""
+
+    async def stop() -> None:
+        for _ in range(2500):  # bounded: the supervisor's run has its own 60 s limit below
+            if stop_when():
+                break
+            await asyncio.sleep(0.02)
+        running._stop_on(signal.SIGTERM)
+
+    stopper = asyncio.ensure_future(stop())
+    code = await asyncio.wait_for(running.run(), 60)
+    await stopper
+    return code
+
+
 def supervisor(script: str, chat_counts: int) -> workers.Supervisor:
     running = workers.Supervisor(ServerSettings(listen=("127.0.0.1:1",), workers=2), chat_counts)
     running.command = (sys.executable, "-c", script)
@@ -201,16 +217,10 @@ async def test_stopping_the_workers_never_polls_them_behind_asyncios_child_watch
     script = "import time\nprint('toolwire listening on 127.0.0.1:1', flush=True)\ntime.sleep(60)"
     running = supervisor(script, chat_counts)
 
-    async def stop_once_both_listen() -> None:
-        for _ in range(2500):  # bounded: the run has its own limit below
-            if len(running.workers) == 2 and all(w.ready_at for w in running.workers.values()):
-                break
-            await asyncio.sleep(0.02)
-        running._stop_on(signal.SIGTERM)
+    def both_listen() -> bool:
+        return len(running.workers) == 2 and all(worker.ready_at for worker in running.workers.values())
 
-    stopper = asyncio.ensure_future(stop_once_both_listen())
-    assert await asyncio.wait_for(running.run(), 60) == 0
-    await stopper
+    assert await run_until_stopped(running, both_listen) == 0
     assert polled == [], "a worker was polled (and could have been reaped) by subprocess"
 
 
@@ -253,17 +263,7 @@ async def test_each_worker_counts_in_its_own_slot_and_a_restarted_worker_starts_
 ):
     monkeypatch.setattr(workers, "restart_delay", lambda count: 0.01)
     running = supervisor(WORKER_HOLDING_CHATS.format(directory=str(tmp_path)), chat_counts)
-
-    async def stop_once_restarted() -> None:
-        for _ in range(2500):  # bounded: the supervisor's run has its own 60 s limit below
-            if (tmp_path / "seen-1").exists():
-                break
-            await asyncio.sleep(0.02)
-        running._stop_on(signal.SIGTERM)
-
-    stopper = asyncio.ensure_future(stop_once_restarted())
-    assert await asyncio.wait_for(running.run(), 60) == 0
-    await stopper
+    assert await run_until_stopped(running, (tmp_path / "seen-1").exists) == 0
     assert (tmp_path / "seen-2").read_text().split()[:2] == ["1", "2"]
     slot, slots, counted = (tmp_path / "seen-1").read_text().split()
     assert (slot, slots) == ("0", "2")

@@ -242,22 +242,23 @@ def environment_proxy(url: str) -> str | None:
 
 def provider_error_type(body: object) -> str | None:
     """The error's `type` (or else `code`) from an error body: `{"error": {"type": ...}}`."""
-    if isinstance(body, Mapping):
-        inner = body.get("error", body)
-        if isinstance(inner, Mapping):
-            for field in ("type", "code"):
-                if isinstance(inner.get(field), str):
-                    return str(inner[field])
+    error = _error_object(body)
+    for field in ("type", "code"):
+        if isinstance(error.get(field), str):
+            return str(error[field])
     return None
 
 
 def provider_message(body: object, fallback: str) -> str:
     """The provider's own message from an error body: `{"error": {"message": ...}}` (both APIs)."""
-    if isinstance(body, Mapping):
-        inner = body.get("error", body)
-        if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-    return fallback
+    message = _error_object(body).get("message")
+    return message if isinstance(message, str) else fallback
+
+
+def _error_object(body: object) -> Mapping[str, object]:
+    """The error object of a parsed error body (its `error`, else the body itself); empty if none."""
+    inner = body.get("error", body) if isinstance(body, Mapping) else None
+    return inner if isinstance(inner, Mapping) else {}
 
 
 async def _drain_and_release(response: aiohttp.ClientResponse) -> None:
